@@ -1,0 +1,242 @@
+// Package agent is glmd's composition root and reconciler: it wires the
+// real launcher, the control API, metrics and the conf.d watcher, turns task
+// files into supervised instances, and applies each change of conf.d with
+// the least disruption (only changed tasks; in place when the process is not
+// affected; restarts one instance at a time).
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/open-autoglm/glmd/internal/api"
+	"github.com/open-autoglm/glmd/internal/config"
+	"github.com/open-autoglm/glmd/internal/confwatch"
+	"github.com/open-autoglm/glmd/internal/metrics"
+	"github.com/open-autoglm/glmd/internal/version"
+	"github.com/open-autoglm/glmd/supervisor"
+)
+
+// Deps are the agent's collaborators. Zero values pick the real ones.
+type Deps struct {
+	Log      *slog.Logger
+	Launcher supervisor.Launcher
+	// Notify receives sd_notify state strings ("READY=1", "STOPPING=1",
+	// "WATCHDOG=1", "STATUS=..."); nil when not under systemd.
+	Notify func(state string)
+	// Watchdog is the interval systemd expects WATCHDOG=1 pings at; 0 = none.
+	Watchdog time.Duration
+	// Listening, when set, is called with the control socket and metrics
+	// addresses once they are open (tests use it to find free ports).
+	Listening func(socket string, metrics net.Addr)
+}
+
+// Agent supervises the tasks of one node.
+type Agent struct {
+	cfg      *config.Agent
+	log      *slog.Logger
+	launcher supervisor.Launcher
+	notify   func(string)
+	deps     Deps
+	events   *eventBus
+	started  time.Time
+
+	// runCtx lives until every instance is stopped at shutdown; runner
+	// goroutines and rollouts use it, not Run's ctx, which ends first.
+	runCtx    context.Context
+	runCancel context.CancelFunc
+	wg        sync.WaitGroup // runner goroutines and rollouts
+
+	reconcileMu sync.Mutex    // one reconcile at a time
+	wake        chan struct{} // cap 1: re-evaluate dependencies
+
+	mu      sync.Mutex // guards everything below
+	tasks   map[string]*task
+	invalid map[string][]*config.FileError // files that are invalid now, by file name
+	reloads map[string]int                 // by result: ok, invalid, error
+	dirErr  error                          // conf_dir could not be read
+}
+
+// New returns an agent for cfg. Run starts it.
+func New(cfg *config.Agent, d Deps) *Agent {
+	log := d.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	notify := d.Notify
+	if notify == nil {
+		notify = func(string) {}
+	}
+	return &Agent{
+		cfg:      cfg,
+		log:      log,
+		launcher: d.Launcher,
+		notify:   notify,
+		deps:     d,
+		events:   newEventBus(),
+		wake:     make(chan struct{}, 1),
+		tasks:    map[string]*task{},
+		invalid:  map[string][]*config.FileError{},
+		reloads:  map[string]int{},
+	}
+}
+
+// Run starts the agent and supervises until ctx ends; then it stops every
+// task (dependents first, each level in parallel, bounded by the stop
+// timeouts) and returns nil. It fails at once if the control socket is held
+// by a live agent.
+func (a *Agent) Run(ctx context.Context) error {
+	a.started = time.Now()
+	if a.launcher == nil {
+		l, err := supervisor.NewOSLauncher(a.log)
+		if err != nil {
+			return fmt.Errorf("start the process launcher: %w", err)
+		}
+		a.launcher = l
+	}
+	for _, d := range []string{a.cfg.StateDir, a.cfg.LogDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	ln, err := api.Listen(a.cfg.Socket, a.cfg.SocketGroup)
+	if err != nil {
+		return err
+	}
+	var metricsLn net.Listener
+	if a.cfg.Metrics.Listen != "" {
+		metricsLn, err = net.Listen("tcp", a.cfg.Metrics.Listen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("metrics.listen %s: %w (another glmd? change [metrics] listen, or set it to \"\" to turn metrics off)", a.cfg.Metrics.Listen, err)
+		}
+	}
+	a.runCtx, a.runCancel = context.WithCancel(context.WithoutCancel(ctx))
+	defer a.runCancel()
+
+	serveCtx, stopServing := context.WithCancel(context.WithoutCancel(ctx))
+	var servers sync.WaitGroup
+	srv := api.NewServer(a, a.log)
+	servers.Go(func() {
+		if err := srv.Serve(serveCtx, ln); err != nil {
+			a.log.Error("control api", "err", err)
+		}
+	})
+	if metricsLn != nil {
+		ms := &http.Server{Handler: metrics.Handler(metrics.NewRegistry(a, version.Version, version.Commit)), ReadHeaderTimeout: 10 * time.Second}
+		servers.Go(func() {
+			if err := ms.Serve(metricsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				a.log.Error("metrics", "err", err)
+			}
+		})
+		defer ms.Close()
+	}
+	if a.deps.Listening != nil {
+		var addr net.Addr
+		if metricsLn != nil {
+			addr = metricsLn.Addr()
+		}
+		a.deps.Listening(a.cfg.Socket, addr)
+	}
+
+	a.publish(api.Event{Type: "agent", Instance: -1, Message: fmt.Sprintf("glmd %s started on %s (pid %d)", version.Version, a.cfg.NodeName, os.Getpid())})
+	a.log.Info("glmd started", "node", a.cfg.NodeName, "conf_dir", a.cfg.ConfDir, "socket", a.cfg.Socket, "version", version.Version)
+	a.reconcile(confwatch.Read(a.cfg.ConfDir), false)
+
+	watcher := confwatch.New(a.cfg.ConfDir, confwatch.Options{Logger: a.log})
+	watchCtx, stopWatching := context.WithCancel(ctx)
+	var loops sync.WaitGroup
+	loops.Go(func() {
+		if err := watcher.Run(watchCtx); err != nil {
+			a.log.Error("watching conf_dir", "dir", a.cfg.ConfDir, "err", err)
+		}
+	})
+	loops.Go(func() { a.dependencyLoop(watchCtx) })
+	a.notify("READY=1")
+	a.notify("STATUS=supervising")
+
+	var watchdog <-chan time.Time
+	if a.deps.Watchdog > 0 {
+		t := time.NewTicker(a.deps.Watchdog / 2)
+		defer t.Stop()
+		watchdog = t.C
+	}
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case snap := <-watcher.Snapshots():
+			a.reconcile(snap, false)
+		case <-watchdog:
+			a.notify("WATCHDOG=1")
+		}
+	}
+
+	a.notify("STOPPING=1")
+	a.log.Info("glmd stopping: stopping all tasks")
+	a.publish(api.Event{Type: "agent", Instance: -1, Message: "glmd stopping: stopping all tasks"})
+	stopWatching()
+	loops.Wait()
+	a.shutdown()
+	stopServing()
+	servers.Wait()
+	a.log.Info("glmd stopped")
+	return nil
+}
+
+// Reload re-reads conf_dir now (SIGHUP, `glmctl reload`) and applies it,
+// or only plans it when dryRun.
+func (a *Agent) Reload(ctx context.Context, dryRun bool) (api.Plan, error) {
+	return a.reconcile(confwatch.Read(a.cfg.ConfDir), dryRun), nil
+}
+
+// shutdown stops every task, dependents before what they depend on.
+func (a *Agent) shutdown() {
+	a.mu.Lock()
+	levels := stopLevels(a.tasks)
+	for _, t := range a.tasks {
+		if t.rollout != nil {
+			t.rollout()
+		}
+	}
+	a.mu.Unlock()
+	ctx := context.WithoutCancel(a.runCtx)
+	for _, level := range levels {
+		var wg sync.WaitGroup
+		for _, t := range level {
+			for _, in := range a.instancesOf(t) {
+				wg.Go(func() { a.stopInstance(ctx, in) })
+			}
+		}
+		wg.Wait()
+	}
+	a.runCancel()
+	a.wg.Wait()
+	a.mu.Lock()
+	for _, t := range a.tasks {
+		for _, in := range t.instances {
+			in.close(a.log)
+		}
+	}
+	a.mu.Unlock()
+}
+
+func (a *Agent) publish(e api.Event) {
+	a.events.publish(e)
+}
+
+// poke asks the dependency loop to look again.
+func (a *Agent) poke() {
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/open-autoglm/glmd/internal/api"
+)
+
+func (c *cli) reloadCmd() *cobra.Command {
+	var dryRun bool
+	cmd := &cobra.Command{
+		Use:   "reload [--dry-run]",
+		Short: "Read conf.d again and apply the changes",
+		Long: `Read the task files again and apply what changed, then print the plan,
+one line per task:
+
+  + TASK  add
+  - TASK  remove
+  ~ TASK  restart   REASONS
+  ~ TASK  in-place  REASONS    (no restart: quotas and the like)
+  ! TASK  invalid              (keeps running its last good version)
+
+followed by one "error:" line per task file with errors; then the exit
+status is 1. With --dry-run nothing changes.`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := c.callContext(cmd.Context())
+			defer cancel()
+			plan, err := c.client().Reload(ctx, dryRun)
+			if err != nil {
+				return err
+			}
+			if err := writePlan(cmd.OutOrStdout(), plan); err != nil {
+				return err
+			}
+			if n := len(plan.Errors); n > 0 {
+				errs := "errors"
+				if n == 1 {
+					errs = "error"
+				}
+				if dryRun {
+					return fmt.Errorf("%d %s in task files", n, errs)
+				}
+				return fmt.Errorf("%d %s in task files; those tasks keep their last good version", n, errs)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "only print what would change")
+	return cmd
+}
+
+// changeSigns mark a plan's lines as a diff does.
+var changeSigns = map[string]string{
+	api.ActionAdd:     "+",
+	api.ActionRemove:  "-",
+	api.ActionRestart: "~",
+	api.ActionInPlace: "~",
+	api.ActionInvalid: "!",
+}
+
+func writePlan(w io.Writer, p api.Plan) error {
+	if len(p.Changes) == 0 && len(p.Errors) == 0 {
+		_, err := fmt.Fprintln(w, "no changes")
+		return err
+	}
+	tw := newTable(w)
+	for _, ch := range p.Changes {
+		sign, ok := changeSigns[ch.Action]
+		if !ok {
+			sign = "?"
+		}
+		fmt.Fprintf(tw, "%s %s\t%s\t%s\n", sign, ch.Task, ch.Action, oneLine(strings.Join(ch.Reasons, ", ")))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, e := range p.Errors {
+		if _, err := fmt.Fprintf(w, "error: %s\n", oneLine(e)); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,168 @@
+package config
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeAgent(t *testing.T, data string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "glmd.toml")
+	if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestDefaultAgent(t *testing.T) {
+	a := DefaultAgent()
+	host, _ := os.Hostname()
+	want := Agent{
+		NodeName: host, ConfDir: "/etc/glmd/conf.d", StateDir: "/var/lib/glmd", LogDir: "/var/log/glmd",
+		Socket: "/run/glmd/glmd.sock", SocketGroup: "glmd", LogLevel: "info", LogFormat: "text",
+		Metrics: Metrics{Listen: "127.0.0.1:9465"},
+	}
+	if host == "" {
+		want.NodeName = "localhost"
+	}
+	if *a != want {
+		t.Errorf("DefaultAgent() = %+v\nwant %+v", *a, want)
+	}
+	if err := a.Validate(); err != nil {
+		t.Errorf("defaults do not validate: %v", err)
+	}
+}
+
+func TestDevAgent(t *testing.T) {
+	a := DevAgent("/home/me/proj")
+	if !a.Dev || a.File != "" {
+		t.Errorf("Dev = %v, File = %q", a.Dev, a.File)
+	}
+	for got, want := range map[string]string{
+		a.ConfDir:  "/home/me/proj/conf.d",
+		a.StateDir: "/home/me/proj/.glmd/state",
+		a.LogDir:   "/home/me/proj/.glmd/log",
+		a.Socket:   "/home/me/proj/.glmd/glmd.sock",
+	} {
+		if got != want {
+			t.Errorf("got %q, want %q", got, want)
+		}
+	}
+	if a.SocketGroup != "" {
+		t.Errorf("SocketGroup = %q, want none in dev mode", a.SocketGroup)
+	}
+	if err := a.Validate(); err != nil {
+		t.Errorf("dev config does not validate: %v", err)
+	}
+}
+
+func TestLoadAgent(t *testing.T) {
+	p := writeAgent(t, `node_name = "gpu01"
+conf_dir = "tasks.d"          # relative to this file
+state_dir = "/srv/glmd/state"
+log_dir = "../logs"
+socket = "/run/glmd/ctl.sock"
+socket_group = ""
+log_level = "debug"
+log_format = "json"
+
+[metrics]
+listen = ":9465"
+`)
+	a, err := LoadAgent(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Dir(p)
+	want := Agent{
+		File: p, NodeName: "gpu01", ConfDir: filepath.Join(dir, "tasks.d"), StateDir: "/srv/glmd/state",
+		LogDir: filepath.Join(filepath.Dir(dir), "logs"), Socket: "/run/glmd/ctl.sock", SocketGroup: "",
+		LogLevel: "debug", LogFormat: "json", Metrics: Metrics{Listen: ":9465"},
+	}
+	if *a != want {
+		t.Errorf("LoadAgent = %+v\nwant %+v", *a, want)
+	}
+
+	// An empty file is the defaults.
+	a, err = LoadAgent(writeAgent(t, "# nothing set\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := DefaultAgent()
+	d.File = a.File
+	if *a != *d {
+		t.Errorf("empty file = %+v, want defaults %+v", *a, *d)
+	}
+
+	// Metrics off.
+	a, err = LoadAgent(writeAgent(t, "[metrics]\nlisten = \"\"\n"))
+	if err != nil || a.Metrics.Listen != "" {
+		t.Errorf("listen = \"\": %+v, %v", a, err)
+	}
+}
+
+func TestLoadAgent_Errors(t *testing.T) {
+	tests := []struct {
+		name string
+		data string
+		want []string // each error line, after the file name
+	}{
+		{"unknown key", "node_nam = \"x\"\n", []string{`:1:1: unknown key "node_nam" (did you mean "node_name"?)`}},
+		{"later section", "[consul]\nenabled = true\n", []string{`:1:1: unknown key "consul" (not supported by this version of glmd)`}},
+		{"bad level", "log_level = \"verbose\"\n", []string{`:1:1: log_level: "verbose" is not a log level (use "debug", "info", "warn" or "error")`}},
+		{"level typo", "log_level = \"warning\"\n", []string{`:1:1: log_level: "warning" is not a log level (did you mean "warn"? use "debug", "info", "warn" or "error")`}},
+		{"bad format", "log_format = \"jsno\"\n", []string{`:1:1: log_format: "jsno" is not a log format (did you mean "json"? use "text" or "json")`}},
+		{"listen without port", "metrics.listen = \"9465\"\n", []string{`:1:1: metrics.listen: "9465" is not host:port (try "127.0.0.1:9465")`}},
+		{"listen bad port", "[metrics]\nlisten = \"localhost:http-alt\"\n", []string{`:2:1: metrics.listen: "localhost:http-alt": port "http-alt" is not a number from 0 to 65535`}},
+		{"listen garbage", "[metrics]\nlisten = \"no way\"\n", []string{`:2:1: metrics.listen: "no way" is not host:port (try "127.0.0.1:9465", or "" to turn metrics off)`}},
+		{"wrong types, all reported", "node_name = 1\nsocket = true\nmetrics = \"on\"\n", []string{
+			`:1:1: node_name: must be a string, not an integer (try "1")`,
+			`:2:1: socket: must be a string, not a boolean`,
+			`:3:1: metrics: must be a table, not a string (write [metrics] on a line of its own, then its keys)`,
+		}},
+		{"empty dir, long socket", "state_dir = \"\"\nsocket = \"/" + strings.Repeat("s", 120) + "\"\n", []string{
+			`:1:1: state_dir: must not be empty`,
+			`:2:1: socket: "/` + strings.Repeat("s", 120) + `" is 121 bytes long; a Unix socket path can be at most 107`,
+		}},
+		{"syntax", "node_name = \n", []string{`:1:13: syntax error: expected value but found '\n' instead`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := writeAgent(t, tt.data)
+			a, err := LoadAgent(p)
+			if err == nil {
+				t.Fatalf("no error, got %+v", a)
+			}
+			var want []string
+			for _, w := range tt.want {
+				want = append(want, p+w)
+			}
+			if got := err.Error(); got != strings.Join(want, "\n") {
+				t.Errorf("error:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
+			}
+			var fe *FileError
+			if !errors.As(err, &fe) || fe.File != p {
+				t.Errorf("error is not a *FileError naming the file: %#v", err)
+			}
+		})
+	}
+}
+
+func TestLoadAgent_Missing(t *testing.T) {
+	_, err := LoadAgent(filepath.Join(t.TempDir(), "nope.toml"))
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("error = %v, want fs.ErrNotExist", err)
+	}
+}
+
+func TestAgent_SlogLevel(t *testing.T) {
+	for level, want := range map[string]string{"debug": "DEBUG", "info": "INFO", "warn": "WARN", "error": "ERROR", "": "INFO"} {
+		if got := (&Agent{LogLevel: level}).SlogLevel().String(); got != want {
+			t.Errorf("SlogLevel(%q) = %s, want %s", level, got, want)
+		}
+	}
+}

@@ -1,0 +1,116 @@
+package config
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"reflect"
+	"slices"
+	"sort"
+)
+
+// Hash is a stable digest (hex SHA-256) of t's whole effective spec,
+// defaults and env file contents included, File excluded: equal hashes
+// mean nothing to do on reload.
+func (t *Task) Hash() string {
+	c := *t
+	c.File = ""
+	// encoding/json writes map keys sorted, so the digest does not depend
+	// on map order.
+	b, err := json.Marshal(&c)
+	if err != nil {
+		panic("config: marshal task for hash: " + err.Error()) // plain values only; cannot fail
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// Diff lists the keys that differ between two versions of a task, dotted
+// as in the file ("command", "logs.max_size"), sorted.
+type Diff struct {
+	Restart []string // changes that need the instances restarted
+	InPlace []string // changes the agent applies to running instances
+}
+
+// Changed says whether anything differs.
+func (d Diff) Changed() bool { return len(d.Restart) > 0 || len(d.InPlace) > 0 }
+
+// field is one comparable key of a task and whether changing it restarts
+// the instances (docs/tasks.md has the same table).
+type field struct {
+	key     string
+	restart bool
+	get     func(*Task) any
+}
+
+var fields = []field{
+	{"name", true, func(t *Task) any { return t.Name }},
+	{"kind", true, func(t *Task) any { return t.Kind }},
+	{"command", true, func(t *Task) any { return t.Command }},
+	{"shell", true, func(t *Task) any { return t.Shell }},
+	{"workdir", true, func(t *Task) any { return t.Workdir }},
+	{"user", true, func(t *Task) any { return t.User }},
+	{"group", true, func(t *Task) any { return t.Group }},
+	{"umask", true, func(t *Task) any { return t.Umask }},
+	{"env", true, func(t *Task) any { return t.Env }},
+	{"env_file", true, func(t *Task) any { return t.EnvFiles }},
+	{"env_file", true, func(t *Task) any { return t.EnvFileVars }}, // content changed
+	{"port", true, func(t *Task) any { return t.Port }},
+	{"ports", true, func(t *Task) any { return t.Ports }},
+	{"logs.merge_stderr", true, func(t *Task) any { return t.Logs.MergeStderr }},
+
+	{"instances", false, func(t *Task) any { return t.Instances }},
+	{"enabled", false, func(t *Task) any { return t.Enabled }},
+	{"depends_on", false, func(t *Task) any { return t.DependsOn }},
+	{"restart.policy", false, func(t *Task) any { return t.Restart.Policy }},
+	{"restart.success_codes", false, func(t *Task) any { return t.Restart.SuccessCodes }},
+	{"restart.delay", false, func(t *Task) any { return t.Restart.Delay }},
+	{"restart.max_delay", false, func(t *Task) any { return t.Restart.MaxDelay }},
+	{"restart.min_uptime", false, func(t *Task) any { return t.Restart.MinUptime }},
+	{"restart.limit", false, func(t *Task) any { return t.Restart.Limit }},
+	{"restart.window", false, func(t *Task) any { return t.Restart.Window }},
+	{"stop.signal", false, func(t *Task) any { return t.Stop.Signal }},
+	{"stop.timeout", false, func(t *Task) any { return t.Stop.Timeout }},
+	{"logs.max_size", false, func(t *Task) any { return t.Logs.MaxSize }},
+	{"logs.max_files", false, func(t *Task) any { return t.Logs.MaxFiles }},
+	{"logs.max_age", false, func(t *Task) any { return t.Logs.MaxAge }},
+	{"logs.rotate_every", false, func(t *Task) any { return t.Logs.RotateEvery }},
+	{"logs.compress", false, func(t *Task) any { return t.Logs.Compress }},
+}
+
+// Compare says which keys differ from old to new and whether each change
+// needs a restart: what the process is started with (kind, command, shell,
+// workdir, user, group, umask, env, env files, ports, merge_stderr) does;
+// scaling, enabling, ordering, restart, stop and log rotation settings do
+// not. A different name is a different task; the agent handles a rename as
+// remove and add, Compare reports it as a restart.
+func Compare(old, new *Task) Diff {
+	var d Diff
+	for _, f := range fields {
+		if equalValues(f.get(old), f.get(new)) {
+			continue
+		}
+		if f.restart {
+			d.Restart = append(d.Restart, f.key)
+		} else {
+			d.InPlace = append(d.InPlace, f.key)
+		}
+	}
+	sort.Strings(d.Restart)
+	sort.Strings(d.InPlace)
+	d.Restart = slices.Compact(d.Restart) // env_file has two rows
+	return d
+}
+
+// equalValues compares like reflect.DeepEqual, with nil and empty maps and
+// slices equal, as the task file cannot tell them apart.
+func equalValues(a, b any) bool {
+	return reflect.DeepEqual(normalize(reflect.ValueOf(a)), normalize(reflect.ValueOf(b)))
+}
+
+func normalize(v reflect.Value) any {
+	if (v.Kind() == reflect.Map || v.Kind() == reflect.Slice) && v.Len() == 0 {
+		return nil
+	}
+	return v.Interface()
+}

@@ -1,0 +1,481 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/BurntSushi/toml"
+)
+
+// document is one parsed TOML file on its way to a Go value. The TOML
+// library stops at the first value it cannot convert, so documents are
+// decoded into plain TOML values first and converted here, key by key, so
+// that every bad value of a file is reported in one go.
+type document struct {
+	path  string // shown in errors
+	task  string // FileError.Task
+	raw   map[string]any
+	keys  []toml.Key // in document order
+	where map[string]position
+	given map[string]bool // keys set with a value of the right type
+	bad   map[string]bool // keys already reported
+	errs  []*FileError
+}
+
+// parseDocument parses src. A syntax error is the only problem that can be
+// reported for such a file, so it is returned alone.
+func parseDocument(path, task string, src []byte) (*document, *FileError) {
+	d := &document{path: path, task: task, given: map[string]bool{}, bad: map[string]bool{}}
+	md, err := toml.Decode(string(src), &d.raw)
+	if err != nil {
+		fe := &FileError{File: path, Task: task, Err: &syntaxError{msg: err.Error()}}
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			fe.Err = &syntaxError{msg: pe.Message}
+			fe.Line, fe.Col = pe.Position.Line, pe.Position.Col
+			// The library's column is off for an error at the very start of
+			// a line (it counts it as the end of the line before).
+			if p := pe.Position.Start; p >= 0 && p <= len(src) {
+				lineStart := bytes.LastIndexByte(src[:p], '\n') + 1
+				fe.Line = bytes.Count(src[:p], []byte("\n")) + 1
+				fe.Col = utf8.RuneCount(src[lineStart:p]) + 1
+			}
+		}
+		return nil, fe
+	}
+	d.keys = md.Keys()
+	d.where = locateKeys(src)
+	return d, nil
+}
+
+// errorAt records a problem with key; the position is looked up by posKey
+// (a toml.Key.String() form), so that "command[2]" can point at "command".
+func (d *document) errorAt(posKey, key string, err error) {
+	p := d.where[posKey]
+	d.errs = append(d.errs, &FileError{File: d.path, Line: p.Line, Col: p.Col, Key: key, Err: err, Task: d.task})
+	d.bad[posKey] = true
+	d.bad[key] = true
+}
+
+func (d *document) errorf(key string, format string, args ...any) {
+	d.errorAt(key, key, fmt.Errorf(format, args...))
+}
+
+// ok says whether key decoded without a problem (absent keys are ok).
+func (d *document) ok(key string) bool { return !d.bad[key] }
+
+// keySet describes the keys one table may hold.
+type keySet struct {
+	keys map[string]*keySet // a nil entry is a value, not a table
+	free bool               // any key may appear (env, ports); the decoder checks names and values
+	// later names keys that a later version of glmd will know, so that a
+	// file written for it fails with a clear word instead of a typo hint.
+	later map[string]bool
+}
+
+// checkKeys reports every key the schema does not know, in document order.
+// Keys below a value (a table where a value belongs) are left to the type
+// check of that value; keys below an unknown table are not repeated.
+func (d *document) checkKeys(root *keySet) {
+	reported := map[string]bool{}
+	for _, k := range d.keys {
+		ks := root
+		for i, part := range k {
+			if ks.free {
+				break
+			}
+			sub, known := ks.keys[part]
+			if !known {
+				name := k[:i+1].String()
+				if !reported[name] {
+					reported[name] = true
+					d.errorAt(name, "", &unknownKeyError{key: name, hint: keyHint(root, ks, k[:i], part)})
+				}
+				break
+			}
+			if sub == nil {
+				break
+			}
+			ks = sub
+		}
+	}
+}
+
+// keyHint suggests the key the writer probably meant.
+func keyHint(root, table *keySet, parent toml.Key, part string) string {
+	if table.later[part] {
+		return "not supported by this version of glmd"
+	}
+	if best := closest(part, sortedKeys(table.keys)); best != "" {
+		return fmt.Sprintf("did you mean %q?", append(append(toml.Key{}, parent...), best).String())
+	}
+	// A key of another table written in the wrong place, e.g. delay at the top.
+	var elsewhere []string
+	var walk func(ks *keySet, at toml.Key)
+	walk = func(ks *keySet, at toml.Key) {
+		for name, sub := range ks.keys {
+			k := append(append(toml.Key{}, at...), name)
+			if name == part && ks != table {
+				elsewhere = append(elsewhere, k.String())
+			}
+			if sub != nil && !sub.free {
+				walk(sub, k)
+			}
+		}
+	}
+	walk(root, nil)
+	sort.Strings(elsewhere)
+	if len(elsewhere) > 0 {
+		k := elsewhere[0]
+		if dot := strings.LastIndexByte(k, '.'); dot > 0 {
+			return fmt.Sprintf("did you mean %q? it belongs in [%s]", k, k[:dot])
+		}
+		return fmt.Sprintf("did you mean %q? it belongs at the top of the file, before any [table]", k)
+	}
+	return ""
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// closest returns the candidate nearest to s when it is near enough to be a typo.
+func closest(s string, candidates []string) string {
+	limit := 2
+	if len(s) <= 4 {
+		limit = 1
+	}
+	best, bestDist := "", math.MaxInt
+	for _, c := range candidates {
+		if squash(s) == squash(c) {
+			return c // MaxSize, max-size, MAX_SIZE
+		}
+		if abs(len(s)-len(c)) > limit {
+			continue // too far apart to be a typo; spares a long key the quadratic distance
+		}
+		if d := editDistance(s, c); d < bestDist {
+			best, bestDist = c, d
+		}
+	}
+	if bestDist > limit || bestDist >= len(s) {
+		return ""
+	}
+	return best
+}
+
+var squasher = strings.NewReplacer("_", "", "-", "")
+
+func squash(s string) string { return strings.ToLower(squasher.Replace(s)) }
+
+func abs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
+}
+
+// editDistance is the optimal string alignment distance: insertions,
+// deletions, substitutions and swaps of neighbours cost 1 each.
+func editDistance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	d := make([][]int, len(ra)+1)
+	for i := range d {
+		d[i] = make([]int, len(rb)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(ra)][len(rb)]
+}
+
+// lookup returns the raw value at path; absent also when a parent is not a table.
+func (d *document) lookup(path ...string) (any, bool) {
+	var v any = d.raw
+	for _, p := range path {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if v, ok = m[p]; !ok {
+			return nil, false
+		}
+	}
+	return v, true
+}
+
+// tomlType names the TOML type of a decoded value, for messages.
+func tomlType(v any) string {
+	switch v := v.(type) {
+	case string:
+		return "a string"
+	case int64:
+		return "an integer"
+	case float64:
+		return "a float"
+	case bool:
+		return "a boolean"
+	case time.Time:
+		return "a date"
+	case []map[string]any:
+		return "an array of tables"
+	case []any:
+		return "an array"
+	case map[string]any:
+		return "a table"
+	default:
+		return fmt.Sprintf("%T", v)
+	}
+}
+
+// tomlValue shows a raw value the way it was probably written.
+func tomlValue(v any) string {
+	switch v := v.(type) {
+	case string:
+		return fmt.Sprintf("%q", v)
+	case time.Time:
+		return v.Format(time.RFC3339)
+	default:
+		return fmt.Sprint(v)
+	}
+}
+
+func (d *document) wrongType(key string, v any, want string) {
+	d.errorf(key, "must be %s, not %s", want, tomlType(v))
+}
+
+// table returns the table at key, reporting a value of another type.
+func (d *document) table(key string) (map[string]any, bool) {
+	v, ok := d.lookup(key)
+	if !ok {
+		return nil, false
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		d.errorf(key, "must be a table, not %s (write [%s] on a line of its own, then its keys)", tomlType(v), key)
+		return nil, false
+	}
+	d.given[key] = true
+	return m, true
+}
+
+func (d *document) str(path ...string) (string, bool) {
+	key := toml.Key(path).String()
+	v, ok := d.lookup(path...)
+	if !ok {
+		return "", false
+	}
+	s, ok := v.(string)
+	if !ok {
+		if _, num := v.(int64); num {
+			d.errorf(key, "must be a string, not %s (try \"%v\")", tomlType(v), v)
+		} else {
+			d.wrongType(key, v, "a string")
+		}
+		return "", false
+	}
+	d.given[key] = true
+	return s, true
+}
+
+func (d *document) boolean(path ...string) (bool, bool) {
+	key := toml.Key(path).String()
+	v, ok := d.lookup(path...)
+	if !ok {
+		return false, false
+	}
+	b, ok := v.(bool)
+	if !ok {
+		if s, isStr := v.(string); isStr && (s == "true" || s == "false") {
+			d.errorf(key, "must be a boolean, not a string (write %s without quotes)", s)
+		} else {
+			d.wrongType(key, v, "a boolean (true or false)")
+		}
+		return false, false
+	}
+	d.given[key] = true
+	return b, true
+}
+
+// integer returns an integer that fits an int; range checks are validation's.
+func (d *document) integer(path ...string) (int, bool) {
+	key := toml.Key(path).String()
+	v, ok := d.lookup(path...)
+	if !ok {
+		return 0, false
+	}
+	n, ok := d.toInt(key, v)
+	if ok {
+		d.given[key] = true
+	}
+	return n, ok
+}
+
+func (d *document) toInt(key string, v any) (int, bool) {
+	switch v := v.(type) {
+	case int64:
+		if v < math.MinInt32 || v > math.MaxInt32 {
+			d.errorf(key, "%d is out of range", v)
+			return 0, false
+		}
+		return int(v), true
+	case string:
+		if _, err := strconv.Atoi(v); err == nil {
+			d.errorf(key, "must be an integer, not a string (write %s without quotes)", v)
+		} else {
+			d.wrongType(key, v, "an integer")
+		}
+	default:
+		d.wrongType(key, v, "an integer")
+	}
+	return 0, false
+}
+
+// strs returns an array of strings.
+func (d *document) strs(path ...string) ([]string, bool) {
+	key := toml.Key(path).String()
+	v, ok := d.lookup(path...)
+	if !ok {
+		return nil, false
+	}
+	arr, ok := v.([]any)
+	if !ok {
+		if s, isStr := v.(string); isStr {
+			d.errorf(key, "must be an array of strings, not a string (try [%q])", s)
+		} else {
+			d.wrongType(key, v, "an array of strings")
+		}
+		return nil, false
+	}
+	out := make([]string, 0, len(arr))
+	for i, e := range arr {
+		s, ok := e.(string)
+		if !ok {
+			d.errorAt(key, fmt.Sprintf("%s[%d]", key, i), fmt.Errorf("must be a string, not %s", tomlType(e)))
+			return nil, false
+		}
+		out = append(out, s)
+	}
+	d.given[key] = true
+	return out, true
+}
+
+func (d *document) ints(path ...string) ([]int, bool) {
+	key := toml.Key(path).String()
+	v, ok := d.lookup(path...)
+	if !ok {
+		return nil, false
+	}
+	arr, ok := v.([]any)
+	if !ok {
+		if n, isInt := v.(int64); isInt {
+			d.errorf(key, "must be an array of integers, not an integer (try [%d])", n)
+		} else {
+			d.wrongType(key, v, "an array of integers")
+		}
+		return nil, false
+	}
+	out := make([]int, 0, len(arr))
+	for i, e := range arr {
+		n, isInt := e.(int64)
+		if !isInt || n < math.MinInt32 || n > math.MaxInt32 {
+			d.errorAt(key, fmt.Sprintf("%s[%d]", key, i), fmt.Errorf("must be an integer, not %s", tomlValue(e)))
+			return nil, false
+		}
+		out = append(out, int(n))
+	}
+	d.given[key] = true
+	return out, true
+}
+
+// duration reads a Go duration string. A bare number is refused: "90"
+// could mean seconds or nanoseconds; the 0 that means "off" is the exception.
+func (d *document) duration(path ...string) (time.Duration, bool) {
+	key := toml.Key(path).String()
+	v, ok := d.lookup(path...)
+	if !ok {
+		return 0, false
+	}
+	switch v := v.(type) {
+	case string:
+		dur, err := time.ParseDuration(v)
+		if err != nil {
+			d.errorf(key, "%q is not a duration (use Go syntax such as \"90s\", \"1m30s\" or \"100ms\")", v)
+			return 0, false
+		}
+		d.given[key] = true
+		return dur, true
+	case int64:
+		if v == 0 {
+			d.given[key] = true
+			return 0, true
+		}
+		d.errorf(key, "%d is not a duration (try \"%ds\")", v, v)
+	case float64:
+		d.errorf(key, "%v is not a duration (try \"%vs\")", v, v)
+	default:
+		d.wrongType(key, v, "a duration such as \"90s\"")
+	}
+	return 0, false
+}
+
+// size reads a byte size: an integer (bytes) or a string for ParseByteSize.
+func (d *document) size(path ...string) (int64, bool) {
+	key := toml.Key(path).String()
+	v, ok := d.lookup(path...)
+	if !ok {
+		return 0, false
+	}
+	switch v := v.(type) {
+	case int64:
+		d.given[key] = true
+		return v, true
+	case string:
+		n, err := ParseByteSize(v)
+		if err != nil {
+			d.errorAt(key, key, err)
+			return 0, false
+		}
+		d.given[key] = true
+		return n, true
+	default:
+		d.wrongType(key, v, "a size such as \"50MiB\" or an integer number of bytes")
+	}
+	return 0, false
+}
+
+// shortDuration prints a duration without Go's trailing zero units: "10m", "1h30m", "100ms".
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}

@@ -1,0 +1,187 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/fstest"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata")
+
+// testEnvFiles serves env files for golden cases: /etc/glmd/env/NAME is
+// testdata/env/NAME; everything else does not exist.
+func testEnvFiles(path string) ([]byte, error) {
+	if name, ok := strings.CutPrefix(path, "/etc/glmd/env/"); ok && !strings.Contains(name, "/") {
+		return os.ReadFile(filepath.Join("testdata", "env", name))
+	}
+	return nil, &fs.PathError{Op: "open", Path: path, Err: fs.ErrNotExist}
+}
+
+// loadCase loads one testdata file as the only file of a conf.d.
+func loadCase(t *testing.T, path string) ([]*Task, []*FileError) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsys := fstest.MapFS{filepath.Base(path): {Data: data, Mode: 0o644}}
+	return LoadTasks(fsys, LoadOptions{Node: "gpu01", Dir: "conf.d", ReadFile: testEnvFiles})
+}
+
+func checkGolden(t *testing.T, path string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./internal/config -update to write it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs (run with -update to accept)\n--- got\n%s--- want\n%s", path, got, want)
+	}
+}
+
+func TestLoadTasks_InvalidGolden(t *testing.T) {
+	cases, err := filepath.Glob("testdata/invalid/*.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cases) < 20 {
+		t.Fatalf("only %d invalid cases under testdata/invalid", len(cases))
+	}
+	for _, path := range cases {
+		name := strings.TrimSuffix(filepath.Base(path), ".toml")
+		t.Run(name, func(t *testing.T) {
+			tasks, errs := loadCase(t, path)
+			if len(tasks) != 0 {
+				t.Errorf("invalid file gave task %+v", tasks[0])
+			}
+			if len(errs) == 0 {
+				t.Fatal("no errors")
+			}
+			var b bytes.Buffer
+			for _, e := range errs {
+				if e.File != "conf.d/"+filepath.Base(path) {
+					t.Errorf("error names file %q: %v", e.File, e)
+				}
+				if e.Task == "" {
+					t.Errorf("error names no task: %v", e)
+				}
+				b.WriteString(e.Error() + "\n")
+			}
+			checkGolden(t, strings.TrimSuffix(path, ".toml")+".golden", b.Bytes())
+		})
+	}
+}
+
+func TestLoadTasks_ValidGolden(t *testing.T) {
+	cases, err := filepath.Glob("testdata/valid/*.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cases) == 0 {
+		t.Fatal("no valid cases under testdata/valid")
+	}
+	for _, path := range cases {
+		name := strings.TrimSuffix(filepath.Base(path), ".toml")
+		t.Run(name, func(t *testing.T) {
+			tasks, errs := loadCase(t, path)
+			for _, e := range errs {
+				t.Errorf("unexpected error: %v", e)
+			}
+			if len(tasks) != 1 {
+				t.Fatalf("got %d tasks, want 1", len(tasks))
+			}
+			var got bytes.Buffer
+			enc := json.NewEncoder(&got)
+			enc.SetEscapeHTML(false)
+			enc.SetIndent("", "  ")
+			if err := enc.Encode(viewTask(tasks[0])); err != nil {
+				t.Fatal(err)
+			}
+			checkGolden(t, strings.TrimSuffix(path, ".toml")+".json", got.Bytes())
+		})
+	}
+}
+
+// taskView is a Task as the golden files show it: keys as in the task
+// file, durations and signals as written.
+type taskView struct {
+	Name        string                       `json:"name"`
+	File        string                       `json:"file"`
+	Kind        Kind                         `json:"kind"`
+	Command     []string                     `json:"command"`
+	Shell       bool                         `json:"shell"`
+	Workdir     string                       `json:"workdir"`
+	User        string                       `json:"user"`
+	Group       string                       `json:"group"`
+	Umask       string                       `json:"umask"`
+	Env         map[string]string            `json:"env"`
+	EnvFiles    []string                     `json:"env_file"` // as written, "-" for optional
+	EnvFileVars map[string]map[string]string `json:"env_file_vars"`
+	Instances   int                          `json:"instances"`
+	DependsOn   []string                     `json:"depends_on"`
+	Enabled     bool                         `json:"enabled"`
+	Port        int                          `json:"port"`
+	Ports       map[string]int               `json:"ports"`
+	Restart     struct {
+		Policy       RestartPolicy `json:"policy"`
+		SuccessCodes []int         `json:"success_codes"`
+		Delay        string        `json:"delay"`
+		MaxDelay     string        `json:"max_delay"`
+		MinUptime    string        `json:"min_uptime"`
+		Limit        int           `json:"limit"`
+		Window       string        `json:"window"`
+	} `json:"restart"`
+	Stop struct {
+		Signal  string `json:"signal"`
+		Timeout string `json:"timeout"`
+	} `json:"stop"`
+	Logs struct {
+		MaxSize     int64  `json:"max_size"`
+		MaxFiles    int    `json:"max_files"`
+		MaxAge      string `json:"max_age"`
+		RotateEvery string `json:"rotate_every"`
+		Compress    bool   `json:"compress"`
+		MergeStderr bool   `json:"merge_stderr"`
+	} `json:"logs"`
+}
+
+func viewTask(t *Task) taskView {
+	v := taskView{
+		Name: t.Name, File: t.File, Kind: t.Kind, Command: t.Command, Shell: t.Shell,
+		Workdir: t.Workdir, User: t.User, Group: t.Group, Umask: "inherit",
+		Env: t.Env, EnvFileVars: t.EnvFileVars, Instances: t.Instances,
+		DependsOn: t.DependsOn, Enabled: t.Enabled, Port: t.Port, Ports: t.Ports,
+	}
+	for _, ef := range t.EnvFiles {
+		if ef.Optional {
+			v.EnvFiles = append(v.EnvFiles, "-"+ef.Path)
+		} else {
+			v.EnvFiles = append(v.EnvFiles, ef.Path)
+		}
+	}
+	if t.Umask != InheritUmask {
+		v.Umask = fmt.Sprintf("%04o", t.Umask)
+	}
+	r := t.Restart
+	v.Restart.Policy, v.Restart.SuccessCodes = r.Policy, r.SuccessCodes
+	v.Restart.Delay, v.Restart.MaxDelay, v.Restart.MinUptime = shortDuration(r.Delay), shortDuration(r.MaxDelay), shortDuration(r.MinUptime)
+	v.Restart.Limit, v.Restart.Window = r.Limit, shortDuration(r.Window)
+	v.Stop.Signal, v.Stop.Timeout = SignalName(t.Stop.Signal), shortDuration(t.Stop.Timeout)
+	l := t.Logs
+	v.Logs.MaxSize, v.Logs.MaxFiles, v.Logs.MaxAge, v.Logs.RotateEvery = l.MaxSize, l.MaxFiles, shortDuration(l.MaxAge), shortDuration(l.RotateEvery)
+	v.Logs.Compress, v.Logs.MergeStderr = l.Compress, l.MergeStderr
+	return v
+}

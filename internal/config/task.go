@@ -1,0 +1,119 @@
+// Package config decodes, defaults and validates glmd's agent config
+// (glmd.toml) and its task files (conf.d/*.toml). Decoding, defaults and
+// validation are separate steps; a file that fails any of them yields
+// *FileError values, never a partial task.
+package config
+
+import (
+	"syscall"
+	"time"
+)
+
+// Kind says how a task's process is expected to end.
+type Kind string
+
+// Task kinds. A service runs forever; a job runs to completion. KindCron is
+// reserved for scheduled jobs and refused by validation until they exist.
+const (
+	KindService Kind = "service"
+	KindJob     Kind = "job"
+	KindCron    Kind = "cron"
+)
+
+// RestartPolicy says when an instance that ended is started again.
+type RestartPolicy string
+
+// Restart policies, as in the task file's [restart] policy.
+const (
+	RestartAlways    RestartPolicy = "always"
+	RestartOnFailure RestartPolicy = "on-failure"
+	RestartNever     RestartPolicy = "never"
+)
+
+// NoPort marks a task (or a named port) that declares no port.
+const NoPort = -1
+
+// InheritUmask marks a task that keeps the agent's umask.
+const InheritUmask = -1
+
+// Task is one task file after decoding, defaults and validation. It is a
+// plain value: the agent renders it per instance (Render) and compares
+// versions of it on reload (Compare).
+type Task struct {
+	Name    string // unique among the loaded tasks; defaults to the file name without ".toml"
+	File    string // the file's name inside conf_dir, e.g. "glm-serve.toml"
+	Kind    Kind
+	Command []string // argv templates; with Shell, one element run by /bin/sh -c
+	Shell   bool
+	Workdir string // template; "" = the user's home, or / when it has none
+	User    string // "" = the agent's user
+	Group   string // "" = the user's primary group
+	Umask   int    // InheritUmask or 0..0777
+
+	Env      map[string]string // values are templates
+	EnvFiles []EnvFile
+	// EnvFileVars holds what each env file said when the task file was
+	// loaded, by rendered path, so that what runs is what was validated and a
+	// changed env file is a changed spec on the next reload.
+	EnvFileVars map[string]map[string]string
+
+	Instances int
+	DependsOn []string
+	Enabled   bool
+	Port      int            // base port: instance i gets Port+i; 0 = the agent picks a free one; NoPort
+	Ports     map[string]int // named ports with the same rule, as {{.Ports.name}}
+
+	Restart Restart
+	Stop    Stop
+	Logs    Logs
+}
+
+// EnvFile is one entry of env_file.
+type EnvFile struct {
+	Path     string // template, rendered per instance
+	Optional bool   // written with a leading "-": a missing file is no error
+}
+
+// Restart is the [restart] table.
+type Restart struct {
+	Policy       RestartPolicy
+	SuccessCodes []int         // exit codes that count as success; default [0]
+	Delay        time.Duration // first restart after a run of at least MinUptime
+	MaxDelay     time.Duration // cap of the exponential backoff
+	MinUptime    time.Duration // a run this long resets the backoff
+	Limit        int           // more restarts than this within Window: failed; 0 = never give up
+	Window       time.Duration
+}
+
+// Stop is the [stop] table.
+type Stop struct {
+	Signal  syscall.Signal
+	Timeout time.Duration // grace between Signal and SIGKILL of everything the instance started
+}
+
+// Logs is the [logs] table.
+type Logs struct {
+	MaxSize     int64         // bytes; a log file is rotated when it reaches this
+	MaxFiles    int           // rotated files kept per stream
+	MaxAge      time.Duration // rotated files older than this are removed; 0 = by count only
+	RotateEvery time.Duration // rotate at least this often; 0 = by size only
+	Compress    bool          // gzip rotated files, off the write path
+	MergeStderr bool          // stderr into the stdout log
+}
+
+// Vars are the values task templates see, as {{.Name}}, {{.Instance}},
+// {{.Node}}, {{.Port}} and {{.Ports.name}}.
+type Vars struct {
+	Name     string
+	Instance int
+	Node     string
+	Port     int
+	Ports    map[string]int
+}
+
+// Instance is one instance of a task with every template rendered.
+type Instance struct {
+	Argv    []string
+	Env     []string // KEY=VALUE: GLMD_* variables, then env files, then env (later wins), sorted by key
+	Workdir string
+}

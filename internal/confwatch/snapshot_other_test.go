@@ -1,0 +1,7 @@
+//go:build !unix
+
+package confwatch
+
+import "reflect"
+
+func sameSys(a, b any) bool { return reflect.DeepEqual(a, b) }

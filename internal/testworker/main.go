@@ -1,0 +1,595 @@
+// Command testworker is the worker program glmd's tests supervise. It does, on request, what real workers do to a
+// supervisor: exit, crash, ignore SIGTERM, leave children and daemons behind, flood stdout and answer health
+// probes. Tests build it with internal/testenv.Worker; it needs nothing but the standard library and x/sys.
+//
+// It works in this order: set up signal handling, print, write the pidfile, spawn, serve HTTP, flood, then the main
+// behaviour (sleep, exit or crash). Signal handling comes first, so a test that has seen any output or the pidfile
+// may signal the process.
+//
+// Printing:
+//
+//	-echo STR          print STR and a newline to stdout
+//	-echo-stderr STR   print STR and a newline to stderr
+//	-print-env         print the environment to stdout, one sorted KEY=VALUE line per variable
+//	-print-id          print "uid=N gid=N groups=a,b umask=0022 cwd=/x" to stdout
+//	-pidfile PATH      append "<pid>\n" to PATH (O_APPEND, so tests can count starts)
+//
+// Main behaviour (default -sleep: sleep until a signal):
+//
+//	-exit CODE         exit with CODE after -after
+//	-crash SIG         after -after, die of signal SIG (SIGSEGV, SEGV, 11, ...); no core file is written
+//	-after DUR         delay for -exit and -crash (default 0), counted from the start of the main behaviour
+//	-sleep             sleep until a signal (the default; exists to make a test's intent explicit)
+//
+// Signals:
+//
+//	SIGTERM and SIGINT print "got SIGTERM" (or "got SIGINT") to stdout and exit 0 after -term-delay. They stop a
+//	flood first, so the line is never torn.
+//	-term-delay DUR    wait this long between the signal and the exit (default 0)
+//	-ignore-term       print "ignoring SIGTERM" (or SIGINT) instead and keep going: only SIGKILL stops it
+//
+// Descendants, all sleeping until killed, all inheriting stdout, stderr and the environment:
+//
+//	-spawn N           N children in the worker's process group and session
+//	-spawn-setsid N    N children that each start a new session (and so a new process group)
+//	-daemonize N       N grandchildren by double fork: a middle child starts a grandchild in a new session and
+//	                   exits at once, so the grandchild is reparented to the nearest subreaper (or init)
+//	-children-file P   each child or grandchild appends its own "<pid>\n" to P once it runs
+//	-children-ignore-term
+//	                   the descendants ignore SIGTERM and SIGINT (SIG_IGN, visible in /proc/<pid>/status);
+//	                   without it they exit 0 on either, silently
+//
+// The worker reaps its -spawn and -spawn-setsid children; daemonized grandchildren are the subreaper's to reap.
+//
+// Output volume:
+//
+//	-flood BYTES       write exactly BYTES bytes to stdout in 1 MB writes, then go on: the stream is 100-byte lines
+//	                   of 99 'x' and a newline, cut at BYTES (a multiple of 100 gives whole lines)
+//	-flood-forever     flood until killed or signalled
+//
+// Health endpoint:
+//
+//	-http ADDR         serve HTTP on ADDR (127.0.0.1:0 picks a port) and print "listening on HOST:PORT"
+//	-addr-file PATH    also write HOST:PORT (no newline) to PATH, atomically
+//	-healthy           the first answer of GET /health (default true)
+//
+// GET /health answers 200 "ok" or 503 "unhealthy", or hangs until the answer changes or the client gives up. POST
+// /healthy, /unhealthy and /hang set that answer; the new answer also releases requests hanging at the time.
+//
+// Usage errors exit 2.
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Roles of the worker's own descendants, which run this same binary with the hidden -role flag.
+const (
+	roleWorker = ""
+	roleChild  = "child"  // sleeps until killed; -pidfile is the parent's -children-file
+	roleMiddle = "middle" // the first fork of -daemonize: starts a grandchild in a new session and exits
+)
+
+// floodLine is the unit of -flood output; floodLines of them make one write.
+const (
+	floodLine  = "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n"
+	floodLines = 10000
+)
+
+// errUsage marks bad command lines, which exit 2 as the flag package does.
+var errUsage = errors.New("usage")
+
+type options struct {
+	role string
+
+	echo, echoStderr   string
+	printEnv, printID  bool
+	pidfile            string
+	exit               int
+	crash              syscall.Signal
+	after              time.Duration
+	ignoreTerm         bool
+	termDelay          time.Duration
+	spawn, spawnSetsid int
+	daemonize          int
+	childrenFile       string
+	childrenIgnoreTerm bool
+	flood              int64
+	floodForever       bool
+	httpAddr           string
+	addrFile           string
+	healthy            bool
+}
+
+func main() {
+	o, err := parseFlags(os.Args[1:])
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) && !errors.Is(err, errUsage) {
+			fmt.Fprintln(os.Stderr, "testworker:", err)
+		}
+		os.Exit(2)
+	}
+	switch o.role {
+	case roleChild:
+		runChild(o)
+	case roleMiddle:
+		runMiddle(o)
+	default:
+		newWorker(o).run()
+	}
+}
+
+func parseFlags(args []string) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("testworker", flag.ContinueOnError)
+	fs.StringVar(&o.role, "role", roleWorker, "internal: how a descendant of the worker behaves")
+	fs.StringVar(&o.echo, "echo", "", "print `STR` to stdout at start")
+	fs.StringVar(&o.echoStderr, "echo-stderr", "", "print `STR` to stderr at start")
+	fs.BoolVar(&o.printEnv, "print-env", false, "print the environment, sorted, at start")
+	fs.BoolVar(&o.printID, "print-id", false, "print uid, gid, groups, umask and cwd at start")
+	fs.StringVar(&o.pidfile, "pidfile", "", "append the pid to `PATH` at start")
+	fs.IntVar(&o.exit, "exit", -1, "exit with `CODE` after -after (default: sleep)")
+	fs.Func("crash", "die of signal `SIG` after -after", func(s string) error {
+		sig, err := parseSignal(s)
+		o.crash = sig
+		return err
+	})
+	fs.DurationVar(&o.after, "after", 0, "delay for -exit and -crash")
+	fs.Bool("sleep", true, "sleep until a signal (the default behaviour)")
+	fs.BoolVar(&o.ignoreTerm, "ignore-term", false, "ignore SIGTERM and SIGINT")
+	fs.DurationVar(&o.termDelay, "term-delay", 0, "wait this long after SIGTERM before exiting 0")
+	fs.IntVar(&o.spawn, "spawn", 0, "start `N` children in the process group")
+	fs.IntVar(&o.spawnSetsid, "spawn-setsid", 0, "start `N` children in new sessions")
+	fs.IntVar(&o.daemonize, "daemonize", 0, "start `N` grandchildren by double fork")
+	fs.StringVar(&o.childrenFile, "children-file", "", "descendants append their pids to `PATH`")
+	fs.BoolVar(&o.childrenIgnoreTerm, "children-ignore-term", false, "descendants ignore SIGTERM and SIGINT")
+	fs.Int64Var(&o.flood, "flood", 0, "write `BYTES` of 100-byte lines to stdout")
+	fs.BoolVar(&o.floodForever, "flood-forever", false, "flood stdout until killed")
+	fs.StringVar(&o.httpAddr, "http", "", "serve /health on `ADDR`")
+	fs.StringVar(&o.addrFile, "addr-file", "", "write the HTTP address to `PATH`")
+	fs.BoolVar(&o.healthy, "healthy", true, "first answer of GET /health")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	var bad []string
+	if fs.NArg() > 0 {
+		bad = append(bad, fmt.Sprintf("unexpected arguments %q", fs.Args()))
+	}
+	switch o.role {
+	case roleWorker, roleChild, roleMiddle:
+	default:
+		bad = append(bad, fmt.Sprintf("unknown -role %q", o.role))
+	}
+	if o.exit > 255 {
+		bad = append(bad, fmt.Sprintf("-exit %d: want 0 to 255", o.exit))
+	}
+	if o.exit >= 0 && o.crash != 0 {
+		bad = append(bad, "-exit and -crash exclude each other")
+	}
+	if o.after != 0 && o.exit < 0 && o.crash == 0 {
+		bad = append(bad, "-after needs -exit or -crash")
+	}
+	if o.spawn < 0 || o.spawnSetsid < 0 || o.daemonize < 0 || o.flood < 0 || o.after < 0 || o.termDelay < 0 {
+		bad = append(bad, "counts, sizes and durations must not be negative")
+	}
+	if o.flood > 0 && o.floodForever {
+		bad = append(bad, "-flood and -flood-forever exclude each other")
+	}
+	if o.addrFile != "" && o.httpAddr == "" {
+		bad = append(bad, "-addr-file needs -http")
+	}
+	if len(bad) > 0 {
+		fmt.Fprintln(fs.Output(), "testworker:", strings.Join(bad, "; "))
+		fs.Usage()
+		return nil, errUsage
+	}
+	return o, nil
+}
+
+// parseSignal accepts SIGSEGV, SEGV (any case) or a number.
+func parseSignal(s string) (syscall.Signal, error) {
+	if n, err := strconv.Atoi(s); err == nil {
+		if n <= 0 || unix.SignalName(syscall.Signal(n)) == "" {
+			return 0, fmt.Errorf("unknown signal %d", n)
+		}
+		return syscall.Signal(n), nil
+	}
+	name := strings.ToUpper(s)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	if sig := unix.SignalNum(name); sig != 0 {
+		return sig, nil
+	}
+	return 0, fmt.Errorf("unknown signal %q", s)
+}
+
+// worker is the process the test started (role "").
+type worker struct {
+	o *options
+
+	// outMu serialises writes to stdout so that a flood never tears a line the signal handler prints.
+	outMu sync.Mutex
+	// stopping tells the flood to stop; set before the handler takes outMu.
+	stopping atomic.Bool
+	// exitMu is held for good by the signal handler once it decides to exit, so that the main behaviour cannot
+	// exit with another code (or crash) during -term-delay.
+	exitMu sync.Mutex
+}
+
+func newWorker(o *options) *worker { return &worker{o: o} }
+
+func (w *worker) run() {
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	go w.handleSignals(sigs)
+
+	o := w.o
+	if o.echo != "" {
+		w.print(o.echo + "\n")
+	}
+	if o.echoStderr != "" {
+		fmt.Fprintln(os.Stderr, o.echoStderr)
+	}
+	if o.printEnv {
+		env := os.Environ()
+		slices.Sort(env)
+		var b strings.Builder
+		for _, kv := range env {
+			b.WriteString(kv + "\n")
+		}
+		w.print(b.String())
+	}
+	if o.printID {
+		w.print(identity())
+	}
+	if o.pidfile != "" {
+		if err := appendPid(o.pidfile); err != nil {
+			fatal(err)
+		}
+	}
+	w.spawnAll()
+	if o.httpAddr != "" {
+		w.serveHTTP()
+	}
+	if o.flood > 0 || o.floodForever {
+		w.flood(o.flood, o.floodForever)
+	}
+	w.mainBehaviour()
+}
+
+func (w *worker) handleSignals(sigs <-chan os.Signal) {
+	for sig := range sigs {
+		name := unix.SignalName(sig.(syscall.Signal))
+		if w.o.ignoreTerm {
+			w.print("ignoring " + name + "\n")
+			continue
+		}
+		w.exitMu.Lock() // never unlocked: this goroutine ends the process
+		w.stopping.Store(true)
+		w.print("got " + name + "\n")
+		time.Sleep(w.o.termDelay)
+		os.Exit(0)
+	}
+}
+
+func (w *worker) print(s string) {
+	w.outMu.Lock()
+	defer w.outMu.Unlock()
+	if _, err := io.WriteString(os.Stdout, s); err != nil {
+		fmt.Fprintln(os.Stderr, "testworker: write stdout:", err)
+	}
+}
+
+func (w *worker) mainBehaviour() {
+	o := w.o
+	if o.exit < 0 && o.crash == 0 {
+		sleepForever()
+	}
+	time.Sleep(o.after)
+	w.exitMu.Lock() // blocks forever if a signal is already ending the process
+	if o.crash != 0 {
+		crash(o.crash)
+	}
+	os.Exit(o.exit)
+}
+
+// flood writes n bytes of floodLine, or without end, unless a signal stops it.
+func (w *worker) flood(n int64, forever bool) {
+	buf := bytes.Repeat([]byte(floodLine), floodLines)
+	for forever || n > 0 {
+		chunk := buf
+		if !forever && int64(len(chunk)) > n {
+			chunk = chunk[:n]
+		}
+		w.outMu.Lock()
+		if w.stopping.Load() {
+			w.outMu.Unlock()
+			return
+		}
+		_, err := os.Stdout.Write(chunk)
+		w.outMu.Unlock()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "testworker: flood stdout:", err)
+			return
+		}
+		n -= int64(len(chunk))
+	}
+}
+
+func (w *worker) spawnAll() {
+	o := w.o
+	childArgs := []string{"-role=" + roleChild}
+	if o.childrenFile != "" {
+		childArgs = append(childArgs, "-pidfile="+o.childrenFile)
+	}
+	if o.childrenIgnoreTerm {
+		childArgs = append(childArgs, "-ignore-term")
+	}
+	for i := 0; i < o.spawn+o.spawnSetsid; i++ {
+		cmd, err := startSelf(childArgs, i >= o.spawn)
+		if err != nil {
+			fatal(err)
+		}
+		// Reaped here, so that a child killed by a test does not stay a zombie while the worker sleeps.
+		go func() { _ = cmd.Wait() }()
+	}
+
+	middleArgs := []string{"-role=" + roleMiddle}
+	if o.childrenFile != "" {
+		middleArgs = append(middleArgs, "-children-file="+o.childrenFile)
+	}
+	if o.childrenIgnoreTerm {
+		middleArgs = append(middleArgs, "-children-ignore-term")
+	}
+	for range o.daemonize {
+		cmd, err := startSelf(middleArgs, false)
+		if err != nil {
+			fatal(err)
+		}
+		// Waiting for the middle child is what makes its child an orphan before the worker goes on.
+		if err := cmd.Wait(); err != nil {
+			fatal(fmt.Errorf("daemonize: middle process %d: %w", cmd.Process.Pid, err))
+		}
+	}
+}
+
+// runMiddle is the first fork of -daemonize: it starts the grandchild in a new session and exits without waiting.
+func runMiddle(o *options) {
+	args := []string{"-role=" + roleChild}
+	if o.childrenFile != "" {
+		args = append(args, "-pidfile="+o.childrenFile)
+	}
+	if o.childrenIgnoreTerm {
+		args = append(args, "-ignore-term")
+	}
+	if _, err := startSelf(args, true); err != nil {
+		fatal(err)
+	}
+	os.Exit(0)
+}
+
+// runChild is every descendant that stays: it records its pid and sleeps until a signal.
+func runChild(o *options) {
+	sigs := make(chan os.Signal, 1)
+	if o.ignoreTerm {
+		// A real SIG_IGN, unlike the worker's, so that a test can see it in /proc/<pid>/status.
+		signal.Ignore(syscall.SIGTERM, syscall.SIGINT)
+	} else {
+		// Notify rather than the default action: a SIGINT ignored by whoever started us would stay ignored.
+		signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	}
+	if o.pidfile != "" {
+		if err := appendPid(o.pidfile); err != nil {
+			fatal(err)
+		}
+	}
+	if o.ignoreTerm {
+		sleepForever()
+	}
+	<-sigs
+	os.Exit(0)
+}
+
+// startSelf starts this binary again with args, in a new session if setsid; stdio and environment are inherited.
+func startSelf(args []string, setsid bool) (*exec.Cmd, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find own executable to spawn a child: %w", err)
+	}
+	cmd := exec.Command(exe, args...)
+	cmd.Stdout = os.Stdout
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: setsid}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start child %s: %w", exe, err)
+	}
+	return cmd, nil
+}
+
+func (w *worker) serveHTTP() {
+	ln, err := net.Listen("tcp", w.o.httpAddr)
+	if err != nil {
+		fatal(fmt.Errorf("listen on %s: %w", w.o.httpAddr, err))
+	}
+	addr := ln.Addr().String()
+	if w.o.addrFile != "" {
+		if err := writeFileAtomic(w.o.addrFile, addr); err != nil {
+			fatal(err)
+		}
+	}
+	w.print("listening on " + addr + "\n")
+	h := newHealth(w.o.healthy)
+	srv := &http.Server{Handler: h.mux(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		err := srv.Serve(ln)
+		fmt.Fprintln(os.Stderr, "testworker: http:", err)
+		os.Exit(1)
+	}()
+}
+
+// Answers of GET /health.
+const (
+	answerOK        = "ok"
+	answerUnhealthy = "unhealthy"
+	answerHang      = "hang"
+)
+
+// health is the switchable state behind /health.
+type health struct {
+	// mu guards answer and changed.
+	mu     sync.Mutex
+	answer string
+	// changed is closed, and replaced, whenever answer changes: it releases hanging requests.
+	changed chan struct{}
+}
+
+func newHealth(healthy bool) *health {
+	h := &health{answer: answerOK, changed: make(chan struct{})}
+	if !healthy {
+		h.answer = answerUnhealthy
+	}
+	return h
+}
+
+func (h *health) mux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /health", h.get)
+	for _, a := range []string{answerHang, answerUnhealthy} {
+		mux.HandleFunc("POST /"+a, func(rw http.ResponseWriter, _ *http.Request) { h.set(rw, a) })
+	}
+	mux.HandleFunc("POST /healthy", func(rw http.ResponseWriter, _ *http.Request) { h.set(rw, answerOK) })
+	return mux
+}
+
+func (h *health) set(rw http.ResponseWriter, answer string) {
+	h.mu.Lock()
+	if h.answer != answer {
+		h.answer = answer
+		close(h.changed)
+		h.changed = make(chan struct{})
+	}
+	h.mu.Unlock()
+	_, _ = io.WriteString(rw, answer)
+}
+
+func (h *health) get(rw http.ResponseWriter, r *http.Request) {
+	for {
+		h.mu.Lock()
+		answer, changed := h.answer, h.changed
+		h.mu.Unlock()
+		switch answer {
+		case answerOK:
+			_, _ = io.WriteString(rw, answerOK)
+			return
+		case answerUnhealthy:
+			rw.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(rw, answerUnhealthy)
+			return
+		}
+		select {
+		case <-changed:
+		case <-r.Context().Done():
+			return
+		}
+	}
+}
+
+// identity is the -print-id line.
+func identity() string {
+	mask := unix.Umask(0)
+	unix.Umask(mask)
+	groups, err := os.Getgroups()
+	if err != nil {
+		fatal(fmt.Errorf("read supplementary groups: %w", err))
+	}
+	gs := make([]string, len(groups))
+	for i, g := range groups {
+		gs[i] = strconv.Itoa(g)
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		fatal(fmt.Errorf("read working directory: %w", err))
+	}
+	return fmt.Sprintf("uid=%d gid=%d groups=%s umask=%04o cwd=%s\n",
+		os.Getuid(), os.Getgid(), strings.Join(gs, ","), mask, wd)
+}
+
+// appendPid appends "<pid>\n" in one write, which O_APPEND keeps whole when several processes share the file.
+func appendPid(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("open pid file: %w", err)
+	}
+	_, err = fmt.Fprintf(f, "%d\n", os.Getpid())
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write pid file %s: %w", path, err)
+	}
+	return nil
+}
+
+// writeFileAtomic writes through a temporary file and a rename, so a polling reader never sees half a file.
+func writeFileAtomic(path, content string) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".testworker-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	_, err = tmp.WriteString(content)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp.Name())
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// sleepForever blocks with a timer pending, so the runtime never reports a deadlock.
+func sleepForever() {
+	for {
+		time.Sleep(time.Hour)
+	}
+}
+
+// crash makes the process die of sig, as a real crash would: no Go handler, no core file.
+func crash(sig syscall.Signal) {
+	_ = unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{})
+	signal.Reset(sig)
+	resetSignal(sig)
+	if err := unix.Kill(os.Getpid(), sig); err != nil {
+		fatal(fmt.Errorf("kill self with %v: %w", sig, err))
+	}
+	// Signals whose default action is not to terminate (SIGCHLD, SIGSTOP) leave the process here.
+	sleepForever()
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "testworker:", err)
+	os.Exit(1)
+}

@@ -1,0 +1,176 @@
+package supervisor
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+)
+
+// osProcess is a worker started by the OS launcher. Until the cgroup
+// support takes over, "every process of the instance" is its process group,
+// its descendants (also those that called setsid), and the orphans it left:
+// children re-parented to the agent (a subreaper) whose environment carries
+// the instance's GLMD_TASK and GLMD_INSTANCE, or which are still in its
+// process group, with their descendants.
+type osProcess struct {
+	pid      int
+	task     string
+	instance string
+	reaper   *reaper
+
+	mu     sync.Mutex // guards status; done is closed once it is set
+	status syscall.WaitStatus
+	done   chan struct{}
+}
+
+func (p *osProcess) PID() int              { return p.pid }
+func (p *osProcess) Done() <-chan struct{} { return p.done }
+
+func (p *osProcess) Exit() Exit {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return exitFromStatus(p.status)
+}
+
+func (p *osProcess) exited(ws syscall.WaitStatus) {
+	p.mu.Lock()
+	p.status = ws
+	p.mu.Unlock()
+	close(p.done)
+}
+
+func (p *osProcess) mainAlive() bool {
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// Signal sends sig to every process of the instance. ESRCH (already gone)
+// is not an error.
+func (p *osProcess) Signal(sig syscall.Signal) error {
+	var first error
+	note := func(err error) {
+		if err != nil && !errors.Is(err, syscall.ESRCH) && first == nil {
+			first = err
+		}
+	}
+	// The reaper cannot reap the main process while we hold forkMu for
+	// reading, so its pid, which is also the group id, is still ours.
+	p.reaper.forkMu.RLock()
+	if p.mainAlive() {
+		note(syscall.Kill(-p.pid, sig))
+	}
+	p.reaper.forkMu.RUnlock()
+	for _, pid := range p.others() {
+		note(syscall.Kill(pid, sig))
+	}
+	return first
+}
+
+// Remaining lists the live processes of the instance, the main one included.
+func (p *osProcess) Remaining() []int {
+	var out []int
+	if p.mainAlive() {
+		out = append(out, p.pid)
+	}
+	for _, pid := range p.others() {
+		if alive(pid) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// others lists the instance's processes other than the main one: its
+// descendants and the orphans it left with theirs.
+func (p *osProcess) others() []int {
+	var roots []int
+	if p.mainAlive() {
+		roots = append(roots, p.pid)
+	}
+	self := os.Getpid()
+	for _, c := range children(self) {
+		if c != p.pid && !p.reaper.isWorker(c) && p.owns(c) {
+			roots = append(roots, c)
+		}
+	}
+	var out []int
+	seen := map[int]bool{p.pid: true}
+	for len(roots) > 0 {
+		pid := roots[len(roots)-1]
+		roots = roots[:len(roots)-1]
+		if !seen[pid] {
+			seen[pid] = true
+			out = append(out, pid)
+		}
+		for _, c := range children(pid) {
+			if !seen[c] {
+				roots = append(roots, c)
+			}
+		}
+	}
+	return out
+}
+
+// owns reports whether the orphan pid belongs to this instance.
+func (p *osProcess) owns(pid int) bool {
+	if pgid, err := syscall.Getpgid(pid); err == nil && pgid == p.pid {
+		return true
+	}
+	env, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+	if err != nil {
+		return false
+	}
+	return hasVar(env, "GLMD_TASK", p.task) && hasVar(env, "GLMD_INSTANCE", p.instance)
+}
+
+func hasVar(environ []byte, key, val string) bool {
+	want := []byte(key + "=" + val)
+	for kv := range bytes.SplitSeq(environ, []byte{0}) {
+		if bytes.Equal(kv, want) {
+			return true
+		}
+	}
+	return false
+}
+
+// children lists pid's children from /proc/<pid>/task/*/children: a child
+// is listed under the thread that forked it (or adopted it).
+func children(pid int) []int {
+	tasks, _ := filepath.Glob("/proc/" + strconv.Itoa(pid) + "/task/*/children")
+	var out []int
+	for _, t := range tasks {
+		b, err := os.ReadFile(t)
+		if err != nil {
+			continue
+		}
+		for f := range bytes.FieldsSeq(b) {
+			if c, err := strconv.Atoi(string(f)); err == nil {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
+// alive reports whether pid exists and is not a zombie.
+func alive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	// The state follows the command name, which is in parentheses and may
+	// itself contain ") ".
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return false
+	}
+	return b[i+2] != 'Z' && b[i+2] != 'X'
+}

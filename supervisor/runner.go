@@ -1,0 +1,506 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// leftoverPoll bounds how often a stopping instance checks whether the
+// processes its worker left behind are gone: the kernel sends no event for
+// a process that is not our child.
+const (
+	leftoverPollMin = time.Millisecond
+	leftoverPollMax = 50 * time.Millisecond
+)
+
+// Spec is what a Runner runs: the command of one instance and the policies
+// around it.
+type Spec struct {
+	Command     Command
+	Restart     RestartPolicy
+	StopSignal  syscall.Signal
+	StopTimeout time.Duration
+}
+
+// Event reports one state change of an instance.
+type Event struct {
+	Time     time.Time
+	Task     string
+	Instance int
+	State    State
+	Prev     State
+	PID      int
+	Exit     *Exit // set when the change is due to the process ending
+	Message  string
+}
+
+// Status is a snapshot of an instance.
+type Status struct {
+	Task      string
+	Instance  int
+	State     State
+	Since     time.Time // when State began
+	PID       int       // 0 when no process runs
+	StartedAt time.Time // when the current process started; zero when none
+	Restarts  int       // starts after the first
+	LastExit  Exit
+	Exits     map[string]int // ends by Exit.Reason
+	Message   string
+	NextStart time.Time // in backoff: when the next start is due
+}
+
+// Options are a Runner's collaborators.
+type Options struct {
+	Launcher Launcher
+	Log      *slog.Logger
+	// Notify is called on the runner's goroutine for every state change; it
+	// must not block.
+	Notify func(Event)
+	// Rand supplies the backoff jitter; nil seeds one at random.
+	Rand *rand.Rand
+}
+
+// intent says what an instance does once the stop in progress completes.
+type intent uint8
+
+const (
+	intentNone    intent = iota // the worker ended by itself: apply the restart policy
+	intentStop                  // stopped on request: stay stopped
+	intentRestart               // stopped for a restart: start again at once
+)
+
+type command struct {
+	kind  string // "start", "stop", "restart", "update"
+	spec  Spec
+	reply chan error
+}
+
+// Runner supervises one task instance: it starts the worker, watches it,
+// restarts it per policy with backoff, and stops it with escalation. All
+// state is owned by the goroutine in Run; other methods send it commands.
+type Runner struct {
+	cmds    chan command
+	done    chan struct{} // closed when Run returns
+	log     *slog.Logger
+	launch  Launcher
+	notify  func(Event)
+	backoff *Backoff
+
+	mu     sync.Mutex // guards status
+	status Status
+
+	// Owned by Run.
+	spec      Spec
+	state     State
+	proc      Process
+	procDone  <-chan struct{}
+	timer     *time.Timer
+	timerC    <-chan time.Time
+	intent    intent
+	exit      Exit // how the last run ended, kept while its leftovers are stopped
+	killAt    time.Time
+	killed    bool
+	poll      time.Duration
+	started   time.Time
+	everRan   bool
+	stopWait  []chan error
+	startWait []chan error
+}
+
+// NewRunner returns a Runner for spec in state pending; call Run, then Start.
+func NewRunner(spec Spec, o Options) *Runner {
+	log := o.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With("task", spec.Command.Task, "instance", spec.Command.Instance)
+	rnd := o.Rand
+	if rnd == nil {
+		rnd = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+	}
+	notify := o.Notify
+	if notify == nil {
+		notify = func(Event) {}
+	}
+	now := time.Now()
+	return &Runner{
+		cmds:    make(chan command),
+		done:    make(chan struct{}),
+		log:     log,
+		launch:  o.Launcher,
+		notify:  notify,
+		backoff: NewBackoff(rnd),
+		spec:    spec,
+		state:   StatePending,
+		status: Status{
+			Task: spec.Command.Task, Instance: spec.Command.Instance,
+			State: StatePending, Since: now, Exits: map[string]int{},
+		},
+	}
+}
+
+// Run supervises the instance until ctx ends. Cancelling ctx means the
+// agent is going away: Run returns and leaves the worker running, so that
+// a later agent could adopt it; call Stop first to end the worker.
+func (r *Runner) Run(ctx context.Context) error {
+	defer close(r.done)
+	defer r.stopTimer()
+	for {
+		select {
+		case <-ctx.Done():
+			r.replyAll(&r.stopWait, ctx.Err())
+			r.replyAll(&r.startWait, ctx.Err())
+			return nil
+		case c := <-r.cmds:
+			r.handle(c)
+		case <-r.procDone:
+			r.procDone = nil
+			r.onExit()
+		case <-r.timerC:
+			r.timerC = nil
+			r.onTimer()
+		}
+	}
+}
+
+// Start starts the instance if it is not running, clearing failed and
+// the backoff. It does not wait.
+func (r *Runner) Start(ctx context.Context) error {
+	return r.send(ctx, command{kind: "start"}, false)
+}
+
+// Stop stops the instance (stop signal, grace, SIGKILL of every process it
+// started) and returns once it is stopped. It stays stopped until Start. An
+// instance that already ended (exited, failed, stopped) keeps its state.
+func (r *Runner) Stop(ctx context.Context) error {
+	return r.send(ctx, command{kind: "stop"}, true)
+}
+
+// Restart stops the instance if it runs, starts it again and returns once
+// the new process runs, or with the error that kept it from running.
+func (r *Runner) Restart(ctx context.Context) error {
+	return r.send(ctx, command{kind: "restart"}, true)
+}
+
+// Update replaces the spec. Restart and stop settings apply at once; the
+// command applies at the next start.
+func (r *Runner) Update(ctx context.Context, spec Spec) error {
+	return r.send(ctx, command{kind: "update", spec: spec}, false)
+}
+
+// Status returns a snapshot of the instance.
+func (r *Runner) Status() Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.status
+	s.Exits = make(map[string]int, len(r.status.Exits))
+	for k, v := range r.status.Exits {
+		s.Exits[k] = v
+	}
+	return s
+}
+
+// Done is closed when Run has returned.
+func (r *Runner) Done() <-chan struct{} { return r.done }
+
+var errNotRunning = errors.New("supervisor: runner is not running")
+
+func (r *Runner) send(ctx context.Context, c command, wait bool) error {
+	c.reply = make(chan error, 1)
+	select {
+	case r.cmds <- c:
+	case <-r.done:
+		return errNotRunning
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if !wait {
+		return nil
+	}
+	select {
+	case err := <-c.reply:
+		return err
+	case <-r.done:
+		return errNotRunning
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (r *Runner) handle(c command) {
+	switch c.kind {
+	case "update":
+		r.spec = c.spec
+	case "start":
+		switch r.state {
+		case StateRunning, StateStarting:
+		case StateStopping:
+			r.intent = intentRestart
+		default:
+			r.backoff.Reset()
+			r.start("")
+		}
+	case "stop":
+		switch r.state {
+		case StateRunning:
+			r.intent = intentStop
+			r.stopWait = append(r.stopWait, c.reply)
+			r.beginStop()
+		case StateStopping:
+			r.intent = intentStop
+			r.stopWait = append(r.stopWait, c.reply)
+			r.replyAll(&r.startWait, ErrStopped)
+		case StateExited, StateFailed, StateStopped:
+			// Nothing runs and nothing is due: keep the state, which says
+			// how the instance ended.
+			c.reply <- nil
+		default:
+			r.stopTimer()
+			r.setState(StateStopped, "stopped on request", nil)
+			c.reply <- nil
+		}
+	case "restart":
+		r.startWait = append(r.startWait, c.reply)
+		r.backoff.Reset()
+		switch r.state {
+		case StateRunning:
+			r.intent = intentRestart
+			r.beginStop()
+		case StateStopping:
+			r.intent = intentRestart
+		default:
+			r.start("restarted on request")
+		}
+	}
+}
+
+// start launches the worker. why is the event message; "" picks one.
+func (r *Runner) start(why string) {
+	r.stopTimer()
+	r.setState(StateStarting, why, nil)
+	cmd := r.spec.Command
+	p, err := r.launch.Launch(context.Background(), &cmd)
+	now := time.Now()
+	if err != nil {
+		r.log.Warn("start failed", "err", err)
+		if errors.Is(err, ErrPermanent) {
+			r.setState(StateFailed, err.Error(), nil)
+			r.replyAll(&r.startWait, err)
+			return
+		}
+		r.scheduleRestart(now, now, fmt.Sprintf("start failed: %v", err), nil)
+		r.replyAll(&r.startWait, err)
+		return
+	}
+	if r.everRan {
+		r.mu.Lock()
+		r.status.Restarts++
+		r.mu.Unlock()
+	}
+	r.everRan = true
+	r.proc, r.procDone, r.started = p, p.Done(), now
+	r.intent, r.killed = intentNone, false
+	r.mu.Lock()
+	r.status.PID, r.status.StartedAt, r.status.NextStart = p.PID(), now, time.Time{}
+	r.mu.Unlock()
+	r.log.Info("worker started", "pid", p.PID())
+	r.setState(StateRunning, fmt.Sprintf("started pid %d", p.PID()), nil)
+	r.replyAll(&r.startWait, nil)
+}
+
+// beginStop sends the stop signal to every process of the instance and
+// arms the escalation to SIGKILL.
+func (r *Runner) beginStop() {
+	r.setState(StateStopping, "stopping", nil)
+	r.signal(r.spec.StopSignal)
+	r.killAt = time.Now().Add(r.spec.StopTimeout)
+	r.poll = leftoverPollMin
+	r.armTimer(r.spec.StopTimeout)
+}
+
+func (r *Runner) signal(sig syscall.Signal) {
+	if err := r.proc.Signal(sig); err != nil {
+		r.log.Warn("signal failed", "signal", signalName(sig), "err", err)
+	}
+}
+
+// onExit handles the end of the main process.
+func (r *Runner) onExit() {
+	e := r.proc.Exit()
+	if r.intent != intentNone {
+		e.Reason = ReasonStopped
+	}
+	r.exit = e
+	r.mu.Lock()
+	r.status.LastExit = e
+	r.status.Exits[e.Reason]++
+	r.status.PID = 0
+	r.mu.Unlock()
+	r.log.Info("worker ended", "pid", r.proc.PID(), "exit", e.String())
+	left := r.proc.Remaining()
+	if len(left) == 0 {
+		r.ended()
+		return
+	}
+	if r.state == StateRunning {
+		// Whatever the worker left behind (helpers, a daemon it forked)
+		// holds ports, files or GPU memory the next start needs.
+		r.setState(StateStopping, fmt.Sprintf("worker ended; stopping %d processes it left", len(left)), &e)
+		r.signal(r.spec.StopSignal)
+		r.killAt = time.Now().Add(r.spec.StopTimeout)
+	}
+	if r.killed {
+		r.signal(syscall.SIGKILL)
+	}
+	r.poll = leftoverPollMin
+	r.armTimer(r.poll)
+}
+
+// onTimer serves the backoff and the stop escalation.
+func (r *Runner) onTimer() {
+	switch r.state {
+	case StateBackoff:
+		r.start("")
+	case StateStopping:
+		mainAlive := r.procDone != nil
+		if !mainAlive && len(r.proc.Remaining()) == 0 {
+			r.ended()
+			return
+		}
+		if !r.killed && !time.Now().Before(r.killAt) {
+			r.killed = true
+			left := r.proc.Remaining()
+			r.log.Warn("stop timeout: killing", "timeout", r.spec.StopTimeout, "processes", len(left))
+			r.setMessage(fmt.Sprintf("stop timeout (%s): sent SIGKILL to %d processes", r.spec.StopTimeout, len(left)))
+			r.signal(syscall.SIGKILL)
+		} else if r.killed {
+			// Again: a process may have forked since the last round.
+			r.signal(syscall.SIGKILL)
+		}
+		if mainAlive && !r.killed {
+			// The reaper tells us when the main process ends; until then
+			// only the deadline matters.
+			r.armTimer(time.Until(r.killAt))
+			return
+		}
+		r.poll = min(2*r.poll, leftoverPollMax)
+		next := r.poll
+		if !r.killed {
+			next = min(next, max(time.Until(r.killAt), 0))
+		}
+		r.armTimer(next)
+	}
+}
+
+// ended runs once the main process and everything it left are gone.
+func (r *Runner) ended() {
+	r.stopTimer()
+	e := r.exit
+	switch r.intent {
+	case intentStop:
+		r.setState(StateStopped, "stopped on request", &e)
+		r.replyAll(&r.stopWait, nil)
+		return
+	case intentRestart:
+		r.replyAll(&r.stopWait, nil)
+		r.start("restarted on request")
+		return
+	}
+	now := time.Now()
+	p := r.spec.Restart
+	if !p.Wants(e) {
+		if e.Success(p.SuccessCodes) {
+			r.setState(StateExited, "finished", &e)
+		} else {
+			r.setState(StateFailed, fmt.Sprintf("ended with %s; restart policy %q does not restart it", e, p.Policy), &e)
+		}
+		return
+	}
+	r.scheduleRestart(r.started, now, "", &e)
+}
+
+// scheduleRestart applies the backoff to a run from started to now.
+func (r *Runner) scheduleRestart(started, now time.Time, why string, exit *Exit) {
+	p := r.spec.Restart
+	delay, giveUp := r.backoff.Next(p, started, now)
+	if why != "" {
+		why += "; "
+	}
+	if giveUp {
+		r.setState(StateFailed, fmt.Sprintf("%sgave up: more than %d restarts within %s (glmctl start to try again)", why, p.Limit, p.Window), exit)
+		return
+	}
+	if delay <= 0 {
+		r.start(why + "restarting")
+		return
+	}
+	r.mu.Lock()
+	r.status.NextStart = now.Add(delay)
+	r.mu.Unlock()
+	r.setState(StateBackoff, fmt.Sprintf("%srestarting in %s", why, delay.Round(time.Millisecond)), exit)
+	r.armTimer(delay)
+}
+
+func (r *Runner) setState(s State, msg string, exit *Exit) {
+	prev := r.state
+	if prev != s {
+		if err := checkTransition(prev, s); err != nil {
+			// A bug, not an operator's problem: log it loudly, keep going.
+			r.log.Error("state machine", "err", err)
+		}
+	}
+	r.state = s
+	now := time.Now()
+	r.mu.Lock()
+	r.status.State, r.status.Message = s, msg
+	if prev != s {
+		r.status.Since = now
+	}
+	if s != StateRunning && s != StateStopping {
+		r.status.StartedAt = time.Time{}
+	}
+	if s != StateBackoff {
+		r.status.NextStart = time.Time{}
+	}
+	pid := r.status.PID
+	r.mu.Unlock()
+	r.notify(Event{
+		Time: now, Task: r.spec.Command.Task, Instance: r.spec.Command.Instance,
+		State: s, Prev: prev, PID: pid, Exit: exit, Message: msg,
+	})
+}
+
+func (r *Runner) setMessage(msg string) {
+	r.mu.Lock()
+	r.status.Message = msg
+	r.mu.Unlock()
+}
+
+func (r *Runner) armTimer(d time.Duration) {
+	if r.timer == nil {
+		r.timer = time.NewTimer(d)
+	} else {
+		r.timer.Reset(d)
+	}
+	r.timerC = r.timer.C
+}
+
+func (r *Runner) stopTimer() {
+	if r.timer != nil {
+		r.timer.Stop()
+	}
+	r.timerC = nil
+}
+
+func (r *Runner) replyAll(waiters *[]chan error, err error) {
+	for _, w := range *waiters {
+		w <- err
+	}
+	*waiters = nil
+}
