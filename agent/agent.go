@@ -54,8 +54,9 @@ type Agent struct {
 	runCancel context.CancelFunc
 	wg        sync.WaitGroup // runner goroutines and rollouts
 
-	reconcileMu sync.Mutex    // one reconcile at a time
-	wake        chan struct{} // cap 1: re-evaluate dependencies
+	reconcileMu sync.Mutex     // one reconcile at a time; guards loader
+	loader      *config.Loader // re-parses only the task files that changed
+	wake        chan struct{}  // cap 1: re-evaluate dependencies
 
 	mu      sync.Mutex // guards everything below
 	tasks   map[string]*task
@@ -82,6 +83,7 @@ func New(cfg *config.Agent, d Deps) *Agent {
 		deps:     d,
 		events:   newEventBus(),
 		wake:     make(chan struct{}, 1),
+		loader:   config.NewLoader(config.LoadOptions{Node: cfg.NodeName, RequireRootOwned: os.Geteuid() == 0}),
 		tasks:    map[string]*task{},
 		invalid:  map[string][]*config.FileError{},
 		reloads:  map[string]int{},
@@ -110,7 +112,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var metricsLn net.Listener
+	var (
+		metricsLn  net.Listener
+		metricsSrv *http.Server
+	)
 	if a.cfg.Metrics.Listen != "" {
 		metricsLn, err = net.Listen("tcp", a.cfg.Metrics.Listen)
 		if err != nil {
@@ -130,13 +135,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	})
 	if metricsLn != nil {
-		ms := &http.Server{Handler: metrics.Handler(metrics.NewRegistry(a, version.Version, version.Commit)), ReadHeaderTimeout: 10 * time.Second}
+		metricsSrv = &http.Server{Handler: metrics.Handler(metrics.NewRegistry(a, version.Version, version.Commit)), ReadHeaderTimeout: 10 * time.Second}
 		servers.Go(func() {
-			if err := ms.Serve(metricsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := metricsSrv.Serve(metricsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				a.log.Error("metrics", "err", err)
 			}
 		})
-		defer ms.Close()
 	}
 	if a.deps.Listening != nil {
 		var addr net.Addr
@@ -187,6 +191,9 @@ loop:
 	loops.Wait()
 	a.shutdown()
 	stopServing()
+	if metricsSrv != nil {
+		metricsSrv.Close()
+	}
 	servers.Wait()
 	a.log.Info("glmd stopped")
 	return nil

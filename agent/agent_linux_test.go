@@ -284,18 +284,19 @@ func TestAgent_Logs(t *testing.T) {
 	ta.write("talk.toml", ta.taskFile("", "-echo", "hello from glm", "-echo-stderr", "oops"))
 	ta.waitRow("talk", 0, "running", running)
 	testenv.Eventually(t, 10*time.Second, func() bool { return strings.Contains(ta.logs("talk", 0, 10), "hello from glm") }, "no stdout in logs")
-	rc, err := ta.client.Logs(context.Background(), api.LogRequest{Task: "talk", Instance: 0, Stream: "stderr", Lines: 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(rc)
-	rc.Close()
-	if !strings.Contains(string(b), "oops") {
-		t.Fatalf("stderr tail %q", b)
-	}
-	if data, _ := os.ReadFile(filepath.Join(ta.cfg.LogDir, "talk", "0.stdout.log")); !strings.Contains(string(data), "hello from glm") {
-		t.Fatalf("log file holds %q", data)
-	}
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		rc, err := ta.client.Logs(context.Background(), api.LogRequest{Task: "talk", Instance: 0, Stream: "stderr", Lines: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rc.Close()
+		b, _ := io.ReadAll(rc)
+		return strings.Contains(string(b), "oops")
+	}, "no stderr in logs")
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		data, _ := os.ReadFile(filepath.Join(ta.cfg.LogDir, "talk", "0.stdout.log"))
+		return strings.Contains(string(data), "hello from glm")
+	}, "stdout never reached the log file")
 	if err := ta.client.RotateLogs(context.Background(), "talk"); err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -46,7 +45,7 @@ func (a *Agent) reconcile(snap confwatch.Snapshot, dryRun bool) api.Plan {
 		}
 		return plan
 	}
-	valid, errs := config.LoadTasks(snap.FS, config.LoadOptions{Node: a.cfg.NodeName, RequireRootOwned: os.Geteuid() == 0})
+	valid, errs := a.loader.Load(snap.FS)
 	bad := map[string][]*config.FileError{}
 	for _, e := range errs {
 		bad[e.File] = append(bad[e.File], e)
@@ -455,4 +454,3 @@ func (a *Agent) rolloutInstance(ctx context.Context, spec *config.Task, in *inst
 	}
 	return nil
 }
-

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
@@ -22,9 +21,13 @@ type osProcess struct {
 	instance string
 	reaper   *reaper
 
-	mu     sync.Mutex // guards status; done is closed once it is set
+	mu     sync.Mutex // guards status and sent; done is closed once status is set
 	status syscall.WaitStatus
 	done   chan struct{}
+	// sent records who got which signal, so that repeating Signal reaches
+	// only processes found since: a worker that got SIGTERM once is not
+	// sent it again (some treat a second one as "quit now").
+	sent map[syscall.Signal]map[int]bool
 }
 
 func (p *osProcess) PID() int              { return p.pid }
@@ -52,8 +55,9 @@ func (p *osProcess) mainAlive() bool {
 	}
 }
 
-// Signal sends sig to every process of the instance. ESRCH (already gone)
-// is not an error.
+// Signal sends sig to every process of the instance that has not had it
+// yet; SIGKILL goes to all of them every time. ESRCH (already gone) is not
+// an error.
 func (p *osProcess) Signal(sig syscall.Signal) error {
 	var first error
 	note := func(err error) {
@@ -61,15 +65,33 @@ func (p *osProcess) Signal(sig syscall.Signal) error {
 			first = err
 		}
 	}
+	again := sig == syscall.SIGKILL
+	p.mu.Lock()
+	if p.sent == nil {
+		p.sent = map[syscall.Signal]map[int]bool{}
+	}
+	if p.sent[sig] == nil {
+		p.sent[sig] = map[int]bool{}
+	}
+	sent := p.sent[sig]
+	group := again || !sent[-p.pid]
+	sent[-p.pid] = true
+	p.mu.Unlock()
 	// The reaper cannot reap the main process while we hold forkMu for
 	// reading, so its pid, which is also the group id, is still ours.
 	p.reaper.forkMu.RLock()
-	if p.mainAlive() {
+	if group && p.mainAlive() {
 		note(syscall.Kill(-p.pid, sig))
 	}
 	p.reaper.forkMu.RUnlock()
-	for _, pid := range p.others() {
-		note(syscall.Kill(pid, sig))
+	for _, pid := range p.others(false) {
+		p.mu.Lock()
+		skip := !again && sent[pid]
+		sent[pid] = true
+		p.mu.Unlock()
+		if !skip {
+			note(syscall.Kill(pid, sig))
+		}
 	}
 	return first
 }
@@ -80,7 +102,7 @@ func (p *osProcess) Remaining() []int {
 	if p.mainAlive() {
 		out = append(out, p.pid)
 	}
-	for _, pid := range p.others() {
+	for _, pid := range p.others(true) {
 		if alive(pid) {
 			out = append(out, pid)
 		}
@@ -89,16 +111,16 @@ func (p *osProcess) Remaining() []int {
 }
 
 // others lists the instance's processes other than the main one: its
-// descendants and the orphans it left with theirs.
-func (p *osProcess) others() []int {
+// descendants and the orphans it left with theirs. fresh asks for an orphan
+// scan newer than the last reap.
+func (p *osProcess) others(fresh bool) []int {
 	var roots []int
 	if p.mainAlive() {
 		roots = append(roots, p.pid)
 	}
-	self := os.Getpid()
-	for _, c := range children(self) {
-		if c != p.pid && !p.reaper.isWorker(c) && p.owns(c) {
-			roots = append(roots, c)
+	for _, o := range p.reaper.orphans(fresh) {
+		if o.pid != p.pid && (o.pgid == p.pid || (o.task == p.task && o.instance == p.instance)) {
+			roots = append(roots, o.pid)
 		}
 	}
 	var out []int
@@ -119,35 +141,28 @@ func (p *osProcess) others() []int {
 	return out
 }
 
-// owns reports whether the orphan pid belongs to this instance.
-func (p *osProcess) owns(pid int) bool {
-	if pgid, err := syscall.Getpgid(pid); err == nil && pgid == p.pid {
-		return true
-	}
-	env, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
-	if err != nil {
-		return false
-	}
-	return hasVar(env, "GLMD_TASK", p.task) && hasVar(env, "GLMD_INSTANCE", p.instance)
-}
-
-func hasVar(environ []byte, key, val string) bool {
-	want := []byte(key + "=" + val)
+// envVar finds KEY's value in a NUL-separated environment block.
+func envVar(environ []byte, key string) string {
+	prefix := []byte(key + "=")
 	for kv := range bytes.SplitSeq(environ, []byte{0}) {
-		if bytes.Equal(kv, want) {
-			return true
+		if v, ok := bytes.CutPrefix(kv, prefix); ok {
+			return string(v)
 		}
 	}
-	return false
+	return ""
 }
 
 // children lists pid's children from /proc/<pid>/task/*/children: a child
 // is listed under the thread that forked it (or adopted it).
 func children(pid int) []int {
-	tasks, _ := filepath.Glob("/proc/" + strconv.Itoa(pid) + "/task/*/children")
+	dir := "/proc/" + strconv.Itoa(pid) + "/task/"
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
 	var out []int
 	for _, t := range tasks {
-		b, err := os.ReadFile(t)
+		b, err := os.ReadFile(dir + t.Name() + "/children")
 		if err != nil {
 			continue
 		}

@@ -4,8 +4,10 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -22,9 +24,28 @@ type reaper struct {
 	// writing while reaping, so that a child that exits at once is never
 	// reaped before its pid is registered.
 	forkMu sync.RWMutex
-	mu     sync.Mutex // guards procs
+	mu     sync.Mutex // guards procs and gen
 	procs  map[int]*osProcess
+	gen    uint64 // counts reap rounds that collected something
+
+	scanMu  sync.Mutex // guards scanGen, scanAt and scanned
+	scanGen uint64
+	scanAt  time.Time
+	scanned []orphan
 }
+
+// orphan is a child of the agent that it did not start: a process a worker
+// left behind, re-parented to the agent as subreaper.
+type orphan struct {
+	pid      int
+	pgid     int
+	task     string // from its GLMD_TASK and GLMD_INSTANCE
+	instance string
+}
+
+// orphanTTL bounds how stale a shared orphan scan may be for a caller that
+// does not need one newer than the last reap.
+const orphanTTL = 20 * time.Millisecond
 
 func newReaper(log *slog.Logger) (*reaper, error) {
 	// Orphans of workers (double-forked daemons, children of a crashed
@@ -66,6 +87,7 @@ func (r *reaper) reap() {
 		r.mu.Lock()
 		p := r.procs[pid]
 		delete(r.procs, pid)
+		r.gen++
 		r.mu.Unlock()
 		if p == nil {
 			r.log.Debug("reaped orphan", "pid", pid, "status", exitFromStatus(ws).String())
@@ -82,10 +104,41 @@ func (r *reaper) register(p *osProcess) {
 	r.mu.Unlock()
 }
 
-// isWorker reports whether pid is a main process the launcher started.
-func (r *reaper) isWorker(pid int) bool {
+// orphans lists the agent's orphans. One scan of /proc is shared by every
+// caller until the next reap (fresh) or for orphanTTL: when a thousand
+// instances stop together, /proc is read a few times, not a thousand.
+//
+// A caller that just saw its main process reaped asks for fresh: the
+// kernel re-parents a process's children before its parent can reap it, so
+// a scan newer than that reap sees all of them.
+func (r *reaper) orphans(fresh bool) []orphan {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	_, ok := r.procs[pid]
-	return ok
+	gen := r.gen
+	r.mu.Unlock()
+	r.scanMu.Lock()
+	defer r.scanMu.Unlock()
+	if r.scanAt.IsZero() || r.scanGen != gen || (!fresh && time.Since(r.scanAt) > orphanTTL) {
+		r.scanned, r.scanGen, r.scanAt = r.scan(), gen, time.Now()
+	}
+	return r.scanned
+}
+
+func (r *reaper) scan() []orphan {
+	kids := children(os.Getpid())
+	var out []orphan
+	r.mu.Lock()
+	for _, pid := range kids {
+		if _, worker := r.procs[pid]; !worker {
+			out = append(out, orphan{pid: pid})
+		}
+	}
+	r.mu.Unlock()
+	for i := range out {
+		o := &out[i]
+		o.pgid, _ = syscall.Getpgid(o.pid)
+		if env, err := os.ReadFile("/proc/" + strconv.Itoa(o.pid) + "/environ"); err == nil {
+			o.task, o.instance = envVar(env, "GLMD_TASK"), envVar(env, "GLMD_INSTANCE")
+		}
+	}
+	return out
 }

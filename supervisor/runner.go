@@ -357,6 +357,8 @@ func (r *Runner) onExit() {
 	}
 	if r.killed {
 		r.signal(syscall.SIGKILL)
+	} else {
+		r.signal(r.spec.StopSignal) // children re-parented at its exit
 	}
 	r.poll = leftoverPollMin
 	r.armTimer(r.poll)
@@ -373,15 +375,20 @@ func (r *Runner) onTimer() {
 			r.ended()
 			return
 		}
-		if !r.killed && !time.Now().Before(r.killAt) {
+		switch {
+		case !r.killed && !time.Now().Before(r.killAt):
 			r.killed = true
 			left := r.proc.Remaining()
 			r.log.Warn("stop timeout: killing", "timeout", r.spec.StopTimeout, "processes", len(left))
 			r.setMessage(fmt.Sprintf("stop timeout (%s): sent SIGKILL to %d processes", r.spec.StopTimeout, len(left)))
 			r.signal(syscall.SIGKILL)
-		} else if r.killed {
+		case r.killed:
 			// Again: a process may have forked since the last round.
 			r.signal(syscall.SIGKILL)
+		default:
+			// Reaches only processes found since the last round, such as a
+			// child re-parented to us while the group was signalled.
+			r.signal(r.spec.StopSignal)
 		}
 		if mainAlive && !r.killed {
 			// The reaper tells us when the main process ends; until then

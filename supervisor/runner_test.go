@@ -146,8 +146,6 @@ func newHarness(t *testing.T, mutate func(*Spec)) *harness {
 	return h
 }
 
-func (h *harness) state() State { return h.r.Status().State }
-
 func (h *harness) want(s State) {
 	h.t.Helper()
 	synctest.Wait()
@@ -209,7 +207,7 @@ func TestRunner_GivesUpAfterLimit(t *testing.T) {
 			synctest.Wait()
 			if i < 3 {
 				h.want(StateBackoff)
-				time.Sleep(h.r.Status().NextStart.Sub(time.Now()))
+				time.Sleep(time.Until(h.r.Status().NextStart))
 			}
 		}
 		h.want(StateFailed)
@@ -237,7 +235,7 @@ func TestRunner_BackoffGrows(t *testing.T) {
 			h.want(StateRunning)
 			h.l.last().end(Exit{Code: 1, Reason: ReasonExited})
 			h.want(StateBackoff)
-			d := h.r.Status().NextStart.Sub(time.Now())
+			d := time.Until(h.r.Status().NextStart)
 			delays = append(delays, d)
 			time.Sleep(d)
 		}

@@ -37,6 +37,7 @@ type taskFile struct {
 	t    Task
 	// commandString: command was written as one string (only valid with shell).
 	commandString bool
+	envRefs       []envRef // the env files to read, from planEnvFiles
 }
 
 // decode converts the raw TOML values into t, recording a problem for every

@@ -56,10 +56,18 @@ func (r *envReader) readFile(path string) ([]byte, error) {
 	return data, nil
 }
 
-// loadEnvFiles reads every env file each instance names (paths are
-// rendered per instance) into t.EnvFileVars, so that what runs is what was
-// validated.
-func (f *taskFile) loadEnvFiles(node string, env *envReader) {
+// envRef is one env file a task reads: a path as rendered for one or more
+// instances, and the env_file entry that first names it.
+type envRef struct {
+	path  string
+	entry int // index in Task.EnvFiles
+}
+
+// planEnvFiles renders the env file paths of every instance into f.envRefs.
+// The paths depend on the task file and the node alone, so a Loader keeps
+// them with the file; the files themselves are read on every load
+// (loadEnvFiles), as they can change while the task file does not.
+func (f *taskFile) planEnvFiles(node string) {
 	t := &f.t
 	if len(t.EnvFiles) == 0 || !f.ok("instances") {
 		return
@@ -72,7 +80,15 @@ func (f *taskFile) loadEnvFiles(node string, env *envReader) {
 			paths[j], _ = parseTemplate(key, ef.Path) // problems are reported by validate
 		}
 	}
-	reported := map[string]bool{}
+	// A path met again with the same optional flag ends as it did the first
+	// time (read, reported, or optional and absent): list it once. The same
+	// path both optional and not is listed twice, so that a missing file is
+	// reported for the entry that requires it.
+	type seenKey struct {
+		path     string
+		optional bool
+	}
+	seen := map[seenKey]bool{}
 	for i := range t.Instances {
 		v := Vars{Name: t.Name, Instance: i, Node: node}
 		for j, ef := range t.EnvFiles {
@@ -80,32 +96,47 @@ func (f *taskFile) loadEnvFiles(node string, env *envReader) {
 				continue
 			}
 			p, err := renderTemplate(paths[j], v)
-			if err != nil || reported[p] {
+			if err != nil || seen[seenKey{p, ef.Optional}] {
 				continue
 			}
-			if _, done := t.EnvFileVars[p]; done {
-				continue
+			seen[seenKey{p, ef.Optional}] = true
+			f.envRefs = append(f.envRefs, envRef{path: p, entry: j})
+		}
+	}
+}
+
+// loadEnvFiles reads every env file planEnvFiles found into
+// t.EnvFileVars, so that what runs is what was validated.
+func (f *taskFile) loadEnvFiles(env *envReader) {
+	t := &f.t
+	reported := map[string]bool{}
+	for _, ref := range f.envRefs {
+		p, j, ef := ref.path, ref.entry, t.EnvFiles[ref.entry]
+		if reported[p] {
+			continue
+		}
+		if _, done := t.EnvFileVars[p]; done {
+			continue
+		}
+		res := env.get(p)
+		switch {
+		case res.err == nil:
+			if t.EnvFileVars == nil {
+				t.EnvFileVars = map[string]map[string]string{}
 			}
-			res := env.get(p)
-			switch {
-			case res.err == nil:
-				if t.EnvFileVars == nil {
-					t.EnvFileVars = map[string]map[string]string{}
-				}
-				t.EnvFileVars[p] = res.vars
-			case errors.Is(res.err, fs.ErrNotExist) && ef.Optional:
-				// systemd's "-" prefix: a missing file is fine.
-			case errors.Is(res.err, fs.ErrNotExist):
-				reported[p] = true
-				f.errorAt("env_file", fmt.Sprintf("env_file[%d]", j), fmt.Errorf("%s does not exist (create it, or write %q to make it optional)", p, "-"+ef.Path))
-			default:
-				reported[p] = true
-				var pe *fs.PathError
-				if errors.As(res.err, &pe) && pe.Path == p {
-					res.err = fmt.Errorf("%s: %w", p, pe.Err)
-				}
-				f.errorAt("env_file", fmt.Sprintf("env_file[%d]", j), res.err)
+			t.EnvFileVars[p] = res.vars
+		case errors.Is(res.err, fs.ErrNotExist) && ef.Optional:
+			// systemd's "-" prefix: a missing file is fine.
+		case errors.Is(res.err, fs.ErrNotExist):
+			reported[p] = true
+			f.errorAt("env_file", fmt.Sprintf("env_file[%d]", j), fmt.Errorf("%s does not exist (create it, or write %q to make it optional)", p, "-"+ef.Path))
+		default:
+			reported[p] = true
+			var pe *fs.PathError
+			if errors.As(res.err, &pe) && pe.Path == p {
+				res.err = fmt.Errorf("%s: %w", p, pe.Err)
 			}
+			f.errorAt("env_file", fmt.Sprintf("env_file[%d]", j), res.err)
 		}
 	}
 }

@@ -29,7 +29,14 @@ func FuzzLoadTask(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fsys := fstest.MapFS{"fuzz.toml": {Data: data, Mode: 0o644}}
-		tasks, errs := LoadTasks(fsys, LoadOptions{Node: "gpu01", Dir: "conf.d", ReadFile: read})
+		opts := LoadOptions{Node: "gpu01", Dir: "conf.d", ReadFile: read}
+		tasks, errs := LoadTasks(fsys, opts)
+		// A Loader answers the same, from a parse and from its cache.
+		loader := NewLoader(opts)
+		for range 2 {
+			lt, le := loader.Load(fsys)
+			checkSameLoad(t, lt, le, tasks, errs)
+		}
 		if len(tasks)+len(errs) == 0 || len(tasks) > 1 || (len(tasks) == 1 && len(errs) > 0) {
 			t.Fatalf("got %d tasks and %d errors; want one task or only errors", len(tasks), len(errs))
 		}

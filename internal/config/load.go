@@ -15,7 +15,7 @@ import (
 // maxFileSize bounds a task file or env file; anything larger is a mistake.
 const maxFileSize = 1 << 20
 
-// LoadOptions tune LoadTasks and LoadFiles.
+// LoadOptions tune LoadTasks, LoadFiles and a Loader.
 type LoadOptions struct {
 	// Node is the node name templates see as {{.Node}}, also in env_file paths.
 	Node string
@@ -52,11 +52,25 @@ type loaded struct {
 // the valid tasks sorted by name, and every problem found. Names starting
 // with "." (editor swap files, hidden files) are ignored; symbolic links are
 // followed as fsys follows them. A file with any problem yields no task.
+//
+// LoadTasks parses every file each time; a caller that loads the same
+// directory again and again should keep a Loader, which parses only what
+// changed and gives the same results.
 func LoadTasks(fsys fs.FS, opts LoadOptions) ([]*Task, []*FileError) {
+	srcs, err := readTaskDir(fsys, opts)
+	if err != nil {
+		return nil, []*FileError{err}
+	}
+	return load(srcs, opts, func(s source) *loaded { return prepareFile(s, opts) })
+}
+
+// readTaskDir reads every task file directly in the root of fsys, in the
+// order of the names.
+func readTaskDir(fsys fs.FS, opts LoadOptions) ([]source, *FileError) {
 	entries, err := fs.ReadDir(fsys, ".")
 	if err != nil {
 		dir := cmp.Or(opts.Dir, ".")
-		return nil, []*FileError{{File: dir, Err: fmt.Errorf("read task directory: %w", err)}}
+		return nil, &FileError{File: dir, Err: fmt.Errorf("read task directory: %w", err)}
 	}
 	var srcs []source
 	for _, e := range entries {
@@ -70,7 +84,7 @@ func LoadTasks(fsys fs.FS, opts LoadOptions) ([]*Task, []*FileError) {
 		}
 		srcs = append(srcs, readFS(fsys, name, display))
 	}
-	return load(srcs, opts)
+	return srcs, nil
 }
 
 // LoadFiles does what LoadTasks does for explicit paths, as
@@ -104,7 +118,7 @@ func LoadFiles(paths []string, opts LoadOptions) ([]*Task, []*FileError) {
 	}
 	slices.SortStableFunc(srcs, func(a, b source) int { return strings.Compare(a.display, b.display) })
 	opts.Dir = ""
-	return load(srcs, opts)
+	return load(srcs, opts, func(s source) *loaded { return prepareFile(s, opts) })
 }
 
 func isTaskFileName(name string) bool {
@@ -155,11 +169,21 @@ func readOpen(f fs.File) (fs.FileInfo, []byte, error) {
 	return info, data, nil
 }
 
-func load(srcs []source, opts LoadOptions) ([]*Task, []*FileError) {
+// load turns the files of one task directory into tasks and errors.
+// prepare runs the steps that depend on nothing but the file itself (see
+// prepareFile); a Loader answers it from its cache. It must return a value
+// that load may change: env files and the checks between files add errors.
+func load(srcs []source, opts LoadOptions, prepare func(source) *loaded) ([]*Task, []*FileError) {
 	env := &envReader{read: opts.ReadFile, checkOwner: opts.RequireRootOwned && opts.ReadFile == nil, cache: map[string]envResult{}}
 	files := make([]*loaded, len(srcs))
 	for i, s := range srcs {
-		files[i] = loadOne(s, opts, env)
+		l := prepare(s)
+		if l.f != nil {
+			// Env files can change without the task file changing, so
+			// they are read on every load, never cached with the file.
+			l.f.loadEnvFiles(env)
+		}
+		files[i] = l
 	}
 	crossCheck(files)
 
@@ -181,8 +205,12 @@ func load(srcs []source, opts LoadOptions) ([]*Task, []*FileError) {
 	return tasks, errs
 }
 
-// loadOne runs decode, defaults and validate on one file and reads its env files.
-func loadOne(s source, opts LoadOptions, env *envReader) *loaded {
+// prepareFile runs parse, decode, defaults and validate (templates
+// included) on one file and renders the paths of its env files. The result
+// depends only on the file's name, content, owner and mode and on opts.Node
+// and opts.RequireRootOwned (opts.Dir only shows in the names), which is
+// what lets a Loader cache it.
+func prepareFile(s source, opts LoadOptions) *loaded {
 	stem := strings.TrimSuffix(s.name, ".toml")
 	l := &loaded{src: s, name: stem}
 	if s.err != nil {
@@ -219,7 +247,7 @@ func loadOne(s source, opts LoadOptions, env *envReader) *loaded {
 	f.decode()
 	f.applyDefaults()
 	f.validate(opts.Node)
-	f.loadEnvFiles(opts.Node, env)
+	f.planEnvFiles(opts.Node)
 	l.f = f
 	return l
 }

@@ -62,8 +62,8 @@ func TestLoadTasks_CrossFile(t *testing.T) {
 		{
 			name: "duplicate name: the later file is refused",
 			fsys: fstest.MapFS{
-				"a.toml": file(`name = "web"` + "\n" + sleep),
-				"b.toml": file(`name = "web"` + "\n" + sleep),
+				"a.toml":   file(`name = "web"` + "\n" + sleep),
+				"b.toml":   file(`name = "web"` + "\n" + sleep),
 				"web.toml": file(sleep),
 			},
 			wantTasks: []string{"web"},
@@ -168,7 +168,7 @@ func TestLoadTasks_FileErrorTask(t *testing.T) {
 
 func TestLoadTasks_EnvFiles(t *testing.T) {
 	files := map[string]string{
-		"/env/quotes.env": "# comment\n\n  # indented comment\nA=plain value  \nB='single $HOME \\n'\nC=\"double \\\"q\\\" \\$x \\\\ \\n\"\r\nexport D=exported\nE = spaced\nF=\nG=\"with # hash\" # comment\nA=later wins\n",
+		"/env/quotes.env":  "# comment\n\n  # indented comment\nA=plain value  \nB='single $HOME \\n'\nC=\"double \\\"q\\\" \\$x \\\\ \\n\"\r\nexport D=exported\nE = spaced\nF=\nG=\"with # hash\" # comment\nA=later wins\n",
 		"/env/gpu01-0.env": "INSTANCE_FILE=zero\n",
 		"/env/gpu01-1.env": "INSTANCE_FILE=one\n",
 	}
@@ -206,6 +206,11 @@ func TestLoadTasks_EnvFiles(t *testing.T) {
 			name:    "missing",
 			envFile: `["/env/nope.env"]`,
 			wantErr: `x.toml:3:1: env_file[0]: /env/nope.env does not exist (create it, or write "-/env/nope.env" to make it optional)`,
+		},
+		{
+			name:    "the same file optional, then required",
+			envFile: `["-/env/nope.env", "/env/nope.env"]`,
+			wantErr: `x.toml:3:1: env_file[1]: /env/nope.env does not exist (create it, or write "-/env/nope.env" to make it optional)`,
 		},
 		{
 			name:    "missing for one instance only",
@@ -307,3 +312,15 @@ func TestLoadTasks_OSDir(t *testing.T) {
 }
 
 func fsNotExist(p string) error { return &fs.PathError{Op: "open", Path: p, Err: fs.ErrNotExist} }
+
+// BenchmarkLoadTasks loads a conf.d of 100 task files like the glm-serve
+// example, all parsed; compare BenchmarkLoader_OneChangedOf100.
+func BenchmarkLoadTasks(b *testing.B) {
+	fsys := glmServeDir(b)
+	for b.Loop() {
+		tasks, errs := LoadTasks(fsys, LoadOptions{Node: "gpu01", ReadFile: testEnvFiles})
+		if len(errs) > 0 || len(tasks) != 100 {
+			b.Fatalf("%d tasks, errors %v", len(tasks), errs)
+		}
+	}
+}

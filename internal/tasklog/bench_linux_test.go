@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -20,8 +21,8 @@ var floodMiB = flag.Int("tasklog.flood", 1024, "MiB that BenchmarkFlood's worker
 // into its log file, rotated at 64 MiB with 2 files kept (rotation, retention
 // and the tail at work): MiB/s into the file from the worker's start until
 // Close returned with everything written, the agent's CPU (user+system of this
-// process, not the worker's) per MiB written, and what was dropped because
-// the writer fell behind. "max" lets the worker write as fast as the pipe
+// process, getrusage RUSAGE_SELF: not the worker's) and context switches per
+// MiB written, and what was dropped because the writer fell behind. "max" lets the worker write as fast as the pipe
 // takes it; "1GiBps" paces it to 1 GiB/s, the target rate.
 func BenchmarkFlood(b *testing.B) {
 	for _, bc := range []struct {
@@ -38,6 +39,7 @@ func benchmarkFlood(b *testing.B, rate int) {
 	dir := b.TempDir()
 	var wall, cpu time.Duration
 	var written, dropped uint64
+	var switches int64
 	for n := 0; n < b.N; n++ {
 		inst, err := Open(dir, "flood", n, Options{MaxSize: 64 << 20, MaxFiles: 2})
 		if err != nil {
@@ -51,7 +53,7 @@ func benchmarkFlood(b *testing.B, rate int) {
 			fmt.Sprintf("FLOOD_RATE=%d", rate),
 		}
 		cmd.Stdout = inst.Stdout()
-		cpu0 := cpuTime(b)
+		cpu0, sw0 := usage(b)
 		t0 := time.Now()
 		if err := cmd.Run(); err != nil {
 			b.Fatalf("flood worker: %v", err)
@@ -60,7 +62,9 @@ func benchmarkFlood(b *testing.B, rate int) {
 			b.Fatal(err)
 		}
 		wall += time.Since(t0)
-		cpu += cpuTime(b) - cpu0
+		cpu1, sw1 := usage(b)
+		cpu += cpu1 - cpu0
+		switches += sw1 - sw0
 		st := inst.Stats().Stdout
 		written += st.Bytes
 		dropped += st.DroppedBytes
@@ -74,6 +78,7 @@ func benchmarkFlood(b *testing.B, rate int) {
 	mib := float64(written) / (1 << 20)
 	b.ReportMetric(mib/wall.Seconds(), "MiB/s")
 	b.ReportMetric(float64(cpu.Microseconds())/1000/mib, "agent-ms/MiB")
+	b.ReportMetric(float64(switches)/mib, "agent-ctxsw/MiB")
 	b.ReportMetric(float64(dropped)/(1<<20)/float64(b.N), "dropped-MiB/op")
 	b.ReportMetric(0, "ns/op")
 }
@@ -88,7 +93,10 @@ func BenchmarkIdleInstances(b *testing.B) {
 	dir := b.TempDir()
 	var heap, stack, rss, gor, idleCPU, idleWake, baseCPU, baseWake float64
 	for range b.N {
+		// Return what earlier benchmarks left to the OS now, so that the
+		// runtime's scavenger does not do it during the measurements.
 		runtime.GC()
+		debug.FreeOSMemory()
 		time.Sleep(time.Second)
 		cpu0, wake0 := usage(b)
 		time.Sleep(time.Second)
@@ -112,7 +120,10 @@ func BenchmarkIdleInstances(b *testing.B) {
 				time.Sleep(time.Millisecond)
 			}
 		}
+		// Two collections empty the read buffer pools (shared, not per
+		// instance), the second one also returns memory to the OS.
 		runtime.GC()
+		debug.FreeOSMemory()
 		m1, rss1, g1 := memStats(b)
 		// Let the mills of Open and the runtime's scavenger settle.
 		time.Sleep(time.Second)
@@ -146,11 +157,60 @@ func BenchmarkIdleInstances(b *testing.B) {
 	b.ReportMetric(0, "ns/op")
 }
 
-// cpuTime is the user+system CPU time of this process (getrusage RUSAGE_SELF),
-// not of the workers.
-func cpuTime(b *testing.B) time.Duration {
-	t, _ := usage(b)
-	return t
+// BenchmarkOpen1000 opens 1000 instances of one task in a fresh log
+// directory, as the agent does at its start, and measures what the caller of
+// Open waits (open-µs/instance); then each instance gets a line on stdout and
+// one on stderr, and ready-µs/instance is the time from the first Open until
+// every line is in its file. cpu-µs/instance is the agent's CPU (this
+// process, getrusage) from the first Open until every instance was closed,
+// background retention included.
+func BenchmarkOpen1000(b *testing.B) {
+	const n = 1000
+	var open, ready, cpu time.Duration
+	for range b.N {
+		dir := b.TempDir()
+		insts := make([]*Instance, n)
+		cpu0, _ := usage(b)
+		t0 := time.Now()
+		for k := range insts {
+			inst, err := Open(dir, "job", k, Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			insts[k] = inst
+		}
+		open += time.Since(t0)
+		for _, inst := range insts {
+			inst.Stdout().Write([]byte("worker started, listening on :8000\n"))
+			inst.Stderr().Write([]byte("warning: something a worker says at start\n"))
+		}
+		for _, inst := range insts {
+			for inst.Stats().Stderr.Bytes == 0 || inst.Stats().Stdout.Bytes == 0 {
+				time.Sleep(100 * time.Microsecond)
+			}
+		}
+		ready += time.Since(t0)
+		for _, inst := range insts {
+			for _, s := range []Stream{Stdout, Stderr} {
+				if _, err := os.Stat(inst.Path(s)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := inst.Close(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		cpu1, _ := usage(b)
+		cpu += cpu1 - cpu0
+		if err := os.RemoveAll(filepath.Join(dir, "job")); err != nil {
+			b.Fatal(err)
+		}
+	}
+	per := float64(b.N * n)
+	b.ReportMetric(float64(open.Microseconds())/per, "open-µs/instance")
+	b.ReportMetric(float64(ready.Microseconds())/per, "ready-µs/instance")
+	b.ReportMetric(float64(cpu.Microseconds())/per, "cpu-µs/instance")
+	b.ReportMetric(0, "ns/op")
 }
 
 // usage returns this process's CPU time and context switches (voluntary and

@@ -6,7 +6,7 @@ import (
 )
 
 // followBuffer is how many chunks a follower may lag behind before it loses
-// output; a chunk is one read, at most 256 KiB.
+// output; a chunk is one read, at most 512 KiB.
 const followBuffer = 16
 
 // follower is one `glmctl logs -f`.

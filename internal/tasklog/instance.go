@@ -41,7 +41,8 @@ type Instance struct {
 	ownerDone chan struct{}   // closed when the writer goroutine returned
 	readers   sync.WaitGroup
 
-	mill mill
+	mill   mill
+	opened bool // a log file was opened, so the mill looked at the earlier run's files; owned by the writer
 
 	closeFilesErr error // set by the writer goroutine before ownerDone
 
@@ -55,10 +56,19 @@ type settings struct {
 	log  *slog.Logger // opts.Logger narrowed to the task and instance
 }
 
-// Open creates <logDir>/<task>/ (mode 0755) and the instance's log files
-// (mode 0640, appended to when they exist), the pipes and the goroutines
-// that drain them. The caller hands Stdout and Stderr to each process of the
-// instance and calls Close once the instance is gone for good.
+// Open creates the instance's pipes and the goroutines that drain them. The
+// caller hands Stdout and Stderr to each process of the instance and calls
+// Close once the instance is gone for good.
+//
+// Open does not touch the disk, so that a slow or broken log disk never delays
+// a worker's start, and starting n instances does not wait for 2n file
+// creations: the writer creates <logDir>/<task>/ (mode 0755) and a stream's
+// log file (mode 0640, appended to when it exists) on the stream's first
+// output, and a stream that never writes has no file. Output that finds
+// neither can be created is dropped and counted like a failed write, and the
+// creation is tried again with the next output. Retention and compression of
+// the rotated files an earlier run left run in the background once the
+// instance's first file is open.
 func Open(logDir, task string, instance int, opts Options) (*Instance, error) {
 	return open(logDir, task, instance, opts, nil)
 }
@@ -70,9 +80,6 @@ func open(logDir, task string, instance int, opts Options, writeFn func(*os.File
 	}
 	opts = opts.withDefaults()
 	dir := filepath.Join(logDir, task)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("create log directory %s: %w", dir, err)
-	}
 	if writeFn == nil {
 		writeFn = (*os.File).Write
 	}
@@ -109,8 +116,6 @@ func open(logDir, task string, instance int, opts Options, writeFn func(*os.File
 		i.readers.Go(s.readLoop)
 	}
 	go i.run()
-	// Rotated files of an earlier run may wait for retention or compression.
-	i.mill.trigger(i)
 	return i, nil
 }
 
@@ -140,7 +145,7 @@ func (i *Instance) Stdout() *os.File { return i.streams[0].w }
 func (i *Instance) Stderr() *os.File { return i.stream(Stderr).w }
 
 // Path returns the current log file of s: the stdout file for Stderr with
-// MergeStderr, "" for an unknown stream.
+// MergeStderr, "" for an unknown stream. The file exists once s had output.
 func (i *Instance) Path(s Stream) string {
 	if st := i.stream(s); st != nil {
 		return st.path
@@ -149,7 +154,8 @@ func (i *Instance) Path(s Stream) string {
 }
 
 // Update applies new rotation and retention settings in place, from the next
-// write on; retention runs at once. MergeStderr and TailSize keep the values
+// write on; retention runs at once, or with the first output of an instance
+// that has not written yet. MergeStderr and TailSize keep the values
 // given to Open, and so does the Logger when opts.Logger is nil.
 func (i *Instance) Update(opts Options) {
 	cur := i.settings().opts
@@ -166,8 +172,9 @@ func (i *Instance) Update(opts Options) {
 }
 
 // Rotate rotates both streams now (`glmctl logs --rotate`) and reopens log
-// files that an operator deleted. An empty file is kept as it is. Rotate waits
-// for a write in progress, so it returns late on a stuck disk.
+// files that an operator deleted. An empty file is kept as it is, and a stream
+// that never had output (no file) is left alone. Rotate waits for a write in
+// progress, so it returns late on a stuck disk.
 func (i *Instance) Rotate() error {
 	reply := make(chan error, 1)
 	select {

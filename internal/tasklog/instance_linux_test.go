@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -437,7 +439,7 @@ func TestInstance_DropPath(t *testing.T) {
 	}
 }
 
-func TestInstance_RetentionAtOpen(t *testing.T) {
+func TestInstance_RetentionAtFirstOutput(t *testing.T) {
 	old := "0.stdout.log.2020-01-02T03-04-05.000"
 	recent := "0.stdout.log." + time.Now().UTC().Add(-time.Minute).Format(backupLayout)
 	foreign := "0.stdout.log.old"
@@ -446,10 +448,11 @@ func TestInstance_RetentionAtOpen(t *testing.T) {
 		opts Options
 		want []string // files of the task directory once the mill is done
 	}{
-		{"by count", Options{MaxFiles: 1}, []string{"0.stderr.log", "0.stdout.log", foreign, recent}},
-		{"none kept", Options{MaxFiles: -1}, []string{"0.stderr.log", "0.stdout.log", foreign}},
-		{"by age", Options{MaxAge: 24 * time.Hour}, []string{"0.stderr.log", "0.stdout.log", foreign, recent}},
-		{"compress left over", Options{Compress: true}, []string{"0.stderr.log", "0.stdout.log", foreign, old + ".gz", recent + ".gz"}},
+		// No stderr file: the worker wrote only to stdout.
+		{"by count", Options{MaxFiles: 1}, []string{"0.stdout.log", foreign, recent}},
+		{"none kept", Options{MaxFiles: -1}, []string{"0.stdout.log", foreign}},
+		{"by age", Options{MaxAge: 24 * time.Hour}, []string{"0.stdout.log", foreign, recent}},
+		{"compress left over", Options{Compress: true}, []string{"0.stdout.log", foreign, old + ".gz", recent + ".gz"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -468,6 +471,7 @@ func TestInstance_RetentionAtOpen(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { inst.Close() })
+			shell(t, inst, `echo started`)
 			slices.Sort(tt.want) // as ReadDir lists
 			var got []string
 			waitFor(t, "retention to leave "+strings.Join(tt.want, " "), func() bool {
@@ -482,5 +486,159 @@ func TestInstance_RetentionAtOpen(t *testing.T) {
 				return slices.Equal(got, tt.want)
 			})
 		})
+	}
+}
+
+func TestOpen_CreatesFilesOnFirstOutput(t *testing.T) {
+	logDir := t.TempDir()
+	inst, err := Open(logDir, "job", 2, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { inst.Close() })
+	dir := filepath.Join(logDir, "job")
+	if want := filepath.Join(dir, "2.stdout.log"); inst.Path(Stdout) != want {
+		t.Errorf("Path(Stdout) = %s, want %s", inst.Path(Stdout), want)
+	}
+	// The worker runs, holding the pipes, and writes once told to on stdin.
+	stdinR, stdinW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stdinR.Close(); stdinW.Close() })
+	cmd := exec.Command("/bin/sh", "-c", "read go; echo hello")
+	cmd.Stdin = stdinR
+	w := start(t, inst, cmd)
+	// Nothing to rotate, and Rotate must not create the files either.
+	if err := inst.Rotate(); err != nil {
+		t.Errorf("Rotate without output: %v", err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the log directory exists before any output: %v", err)
+	}
+
+	if _, err := stdinW.Write([]byte("go\n")); err != nil {
+		t.Fatal(err)
+	}
+	w.wait(t)
+	waitFor(t, "the output in a new file", func() bool {
+		b, _ := os.ReadFile(inst.Path(Stdout))
+		return string(b) == "hello\n"
+	})
+	if _, err := os.Stat(inst.Path(Stderr)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("stderr file exists without stderr output: %v", err)
+	}
+	if err := inst.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st := inst.Stats(); st.Stdout.Bytes != 6 || st.Stdout.DroppedBytes != 0 || st.Stderr != (StreamStats{}) {
+		t.Errorf("Stats = %+v", st)
+	}
+}
+
+func TestOpen_CannotCreateFiles(t *testing.T) {
+	// A regular file where the log directory should be: even root cannot
+	// create the directory or the files below it.
+	logDir := filepath.Join(t.TempDir(), "logs")
+	if err := os.WriteFile(logDir, nil, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	inst, err := Open(logDir, "job", 0, Options{Logger: slog.New(rec)})
+	if err != nil {
+		t.Fatalf("Open failed on a broken log disk: %v", err)
+	}
+	t.Cleanup(func() { inst.Close() })
+
+	shell(t, inst, `echo one`)
+	waitFor(t, "the first line dropped", func() bool { return inst.Stats().Stdout.DroppedBytes == 4 })
+	shell(t, inst, `echo two`)
+	waitFor(t, "the second line dropped", func() bool { return inst.Stats().Stdout.DroppedBytes == 8 })
+	if n := rec.count("WARN cannot open log file"); n != 1 {
+		t.Errorf("warned %d times, want once per episode; log: %q", n, rec.msgs)
+	}
+
+	// The disk is repaired: the next output creates the directory and file.
+	if err := os.Remove(logDir); err != nil {
+		t.Fatal(err)
+	}
+	shell(t, inst, `echo three`)
+	waitFor(t, "the output in the file", func() bool {
+		b, _ := os.ReadFile(inst.Path(Stdout))
+		return string(b) == "three\n"
+	})
+	if err := inst.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st := inst.Stats().Stdout
+	if st.Bytes != 6 || st.DroppedBytes != 8 || st.DroppedLines != 2 {
+		t.Errorf("Stats = %+v, want 6 bytes written, 8 bytes in 2 lines dropped", st)
+	}
+	if n := rec.count("INFO log file writable again"); n != 1 {
+		t.Errorf("recovery logged %d times, want once; log: %q", n, rec.msgs)
+	}
+	if got := inst.Tail(Stdout, 0); string(got) != "one\ntwo\nthree\n" {
+		t.Errorf("tail = %q, want every line, the dropped ones too", got)
+	}
+}
+
+// TestOpen_SharedListing opens many instances of a task whose earlier run
+// left rotated files, as the agent does at its start: retention handles each
+// instance's files, and the directory is listed once for all of them.
+func TestOpen_SharedListing(t *testing.T) {
+	const n = 50
+	var listings atomic.Int32
+	// Restored last, once the instances are closed and their mills ended.
+	ttl, read := listTTL, readDirNames
+	t.Cleanup(func() { listTTL, readDirNames = ttl, read })
+	// Long enough that the test does not depend on how fast it runs.
+	listTTL = time.Hour
+	readDirNames = func(dir string) ([]string, error) {
+		listings.Add(1)
+		return read(dir)
+	}
+
+	logDir := t.TempDir()
+	dir := filepath.Join(logDir, "job")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for k := range n {
+		for _, name := range []string{
+			fmt.Sprintf("%d.stdout.log.2020-01-02T03-04-05.000", k), // beyond MaxFiles
+			fmt.Sprintf("%d.stdout.log.2020-01-02T03-04-06.000", k),
+		} {
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(name+"\n"), 0o640); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want = append(want, fmt.Sprintf("%d.stdout.log", k), fmt.Sprintf("%d.stdout.log.2020-01-02T03-04-06.000", k))
+	}
+	slices.Sort(want)
+	for k := range n {
+		inst, err := Open(logDir, "job", k, Options{MaxFiles: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { inst.Close() })
+		if _, err := inst.Stdout().Write([]byte("started\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	waitFor(t, "retention of every instance's files", func() bool {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = got[:0]
+		for _, e := range entries {
+			got = append(got, e.Name())
+		}
+		return slices.Equal(got, want)
+	})
+	if l := listings.Load(); l != 1 {
+		t.Errorf("the directory was listed %d times for %d instances, want once", l, n)
 	}
 }

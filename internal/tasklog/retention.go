@@ -14,8 +14,17 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
+
+// Rotation and retention are written here rather than taken from
+// gopkg.in/natefinch/lumberjack.v2, which does not fit: it names backups
+// <instance>.stdout-<time>.log, which a glob on <instance>.stdout.log* misses;
+// its mill goroutine never ends (one leaked goroutine per closed instance);
+// it counts MaxSize in MiB and MaxAge in days, rejects a write larger than
+// MaxSize, creates files 0600, never reopens a deleted file, has no age
+// rotation, and compresses without a bound on concurrent gzip work.
 
 // backupLayout is the UTC time of the rotation in a rotated file's name:
 // <instance>.stdout.log.2006-01-02T15-04-05.000, with -N appended when two
@@ -99,13 +108,30 @@ var compressSlots = make(chan struct{}, max(1, runtime.NumCPU()/4))
 // instance. It runs in a goroutine started when there is work, one at a
 // time, so that an idle instance has none.
 type mill struct {
-	// mu guards running, again and stopped.
+	// mu guards running, again, stopped and change.
 	mu      sync.Mutex
 	running bool
 	again   bool // work arrived while running
 	stopped bool
+	change  uint64        // listGen after the instance last changed its rotated files
 	stop    chan struct{} // closed by shutdown: abandon compression
 	wg      sync.WaitGroup
+}
+
+// changed records that the instance has just changed its rotated files (a
+// rotation, a pass of the mill): its next pass needs a listing of the
+// directory that began after now.
+func (m *mill) changed() {
+	g := listGen.Load()
+	m.mu.Lock()
+	m.change = max(m.change, g)
+	m.mu.Unlock()
+}
+
+func (m *mill) lastChange() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.change
 }
 
 func (m *mill) trigger(i *Instance) {
@@ -157,16 +183,17 @@ var errStopped = errors.New("tasklog: compression stopped")
 func (i *Instance) millOnce(stop <-chan struct{}) {
 	set := i.settings()
 	dir := filepath.Dir(i.streams[0].path)
-	entries, err := os.ReadDir(dir)
+	names, err := listDir(dir, i.mill.lastChange())
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			set.log.Warn("cannot list rotated log files", "file", dir, "err", err)
 		}
 		return
 	}
+	defer i.mill.changed()
 	for _, s := range i.streams {
 		base := filepath.Base(s.path)
-		keep := i.retain(set, dir, base, entries)
+		keep := i.retain(set, dir, base, names)
 		if !set.opts.Compress {
 			continue
 		}
@@ -184,7 +211,9 @@ func (i *Instance) millOnce(stop <-chan struct{}) {
 			if errors.Is(err, errStopped) {
 				return
 			}
-			if err != nil {
+			// A file gone meanwhile was removed by an operator, or compressed
+			// by an earlier instance of the same number (see listDir).
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
 				set.log.Warn("cannot compress rotated log file", "file", filepath.Join(dir, b.name), "err", err)
 			}
 		}
@@ -193,10 +222,9 @@ func (i *Instance) millOnce(stop <-chan struct{}) {
 
 // retain removes the stream's rotated files that retention no longer keeps and
 // returns the others, oldest first.
-func (i *Instance) retain(set *settings, dir, base string, entries []os.DirEntry) []backup {
+func (i *Instance) retain(set *settings, dir, base string, names []string) []backup {
 	byName := map[string]backup{}
-	for _, e := range entries {
-		name := e.Name()
+	for _, name := range names {
 		if strings.HasPrefix(name, "."+base+".") && strings.HasSuffix(name, ".gz.tmp") {
 			// A compression that a crash or Close interrupted; only this mill writes them.
 			os.Remove(filepath.Join(dir, name))
@@ -242,6 +270,80 @@ func (i *Instance) retain(set *settings, dir, base string, entries []os.DirEntry
 	}
 	slices.Reverse(keep)
 	return keep
+}
+
+// listTTL is how long a listing of a task's directory serves the mills of
+// the task's instances.
+var listTTL = time.Second
+
+// dirLists shares the listings of the task directories between the mills.
+// The instances of a task start together, and each one's mill looks for the
+// rotated files its instance left in an earlier run: a listing each would
+// read a directory of 2n entries n times, one listing serves them all.
+//
+// A listing serves a mill only when it began after the mill's instance last
+// changed its rotated files (mill.changed), so that a mill never acts on a
+// listing that misses what its own instance did; the files of the other
+// instances in it do not matter to it. An operator's change less than
+// listTTL old may be missed until the next pass, and files gone meanwhile
+// are skipped. So is what an earlier Instance of the same number did in the
+// last listTTL before its Close: at worst, retention keeps a file too many
+// until the next rotation.
+var dirLists = struct {
+	mu sync.Mutex
+	m  map[string]*dirList // by directory
+}{m: map[string]*dirList{}}
+
+// listGen numbers the listings in the order they begin: a listing began after
+// a change when its gen is above the listGen read after the change.
+var listGen atomic.Uint64
+
+// dirList is one listing of a directory, in progress until done is closed.
+type dirList struct {
+	gen   uint64
+	at    time.Time
+	done  chan struct{}
+	names []string
+	err   error
+}
+
+// readDirNames lists a directory, unsorted; tests count its calls.
+var readDirNames = func(dir string) ([]string, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.Readdirnames(-1)
+}
+
+// listDir returns the names in dir, from a listing less than listTTL old that
+// began after the change numbered after (mill.lastChange), and lists dir when
+// there is none, in progress or done. The names are shared: read only.
+func listDir(dir string, after uint64) ([]string, error) {
+	dirLists.mu.Lock()
+	l := dirLists.m[dir]
+	if l != nil && l.gen > after && time.Since(l.at) < listTTL {
+		dirLists.mu.Unlock()
+		<-l.done
+		return l.names, l.err
+	}
+	l = &dirList{gen: listGen.Add(1), at: time.Now(), done: make(chan struct{})}
+	dirLists.m[dir] = l
+	dirLists.mu.Unlock()
+
+	l.names, l.err = readDirNames(dir)
+	close(l.done)
+	// Forget the listing once stale, so that the directory of a task gone
+	// for good does not keep its names.
+	time.AfterFunc(listTTL, func() {
+		dirLists.mu.Lock()
+		if dirLists.m[dir] == l {
+			delete(dirLists.m, dir)
+		}
+		dirLists.mu.Unlock()
+	})
+	return l.names, l.err
 }
 
 var gzipPool = sync.Pool{New: func() any {

@@ -6,12 +6,15 @@
 // <instance>.stderr.log. Rotated files keep that name as their prefix
 // (<instance>.stdout.log.2006-01-02T15-04-05.000, plus .gz when compressed), so
 // that a glob on <instance>.stdout.log* finds the current file and every
-// rotated one.
+// rotated one. A stream's file is created with its first output, not by Open.
 //
 // A worker never waits for its log: per stream, a reader goroutine drains the
 // pipe into a bounded queue and a writer goroutine per instance writes the
 // queue to disk. When the disk is full or slow, the queue fills up and further
 // output is dropped and counted (Stats), never pushed back onto the worker.
+// Output is dropped in whole reads, so the lines at the edges of a gap may be
+// cut; no marker goes into the file, which keeps exactly the bytes the worker
+// wrote, less the gaps. The in-memory tail keeps dropped output too.
 package tasklog
 
 import (

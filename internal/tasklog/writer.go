@@ -21,7 +21,8 @@ const rotateRetry = time.Minute
 // logFile is one stream's current log file. Only the writer goroutine
 // touches it.
 type logFile struct {
-	f       *os.File    // nil while it cannot be opened
+	live    bool        // the stream had output: the file exists, or is tried again
+	f       *os.File    // nil until the first output, and while it cannot be opened
 	fi      os.FileInfo // of f, to notice a deleted or moved file
 	size    int64
 	checked time.Time // when fi was last compared with the path
@@ -59,14 +60,6 @@ func openLog(path string) (*os.File, os.FileInfo, error) {
 // rotations, and is the only one to wait for the disk.
 func (i *Instance) run() {
 	defer close(i.ownerDone)
-	now := time.Now()
-	for _, s := range i.streams {
-		if s.file.size > 0 {
-			// Output of an earlier run counts from now for RotateEvery.
-			s.file.oldest = now
-			i.arm(s, now)
-		}
-	}
 	var batch []chunk
 	for {
 		select {
@@ -83,7 +76,10 @@ func (i *Instance) run() {
 			for _, s := range i.streams {
 				i.arm(s, now)
 			}
-			i.mill.trigger(i)
+			if i.opened {
+				// Otherwise the first file's opening runs the mill.
+				i.mill.trigger(i)
+			}
 		case <-i.stop:
 			// The readers have ended: what is queued is all there is.
 			for i.queued() {
@@ -138,6 +134,7 @@ func (i *Instance) drain(batch []chunk) []chunk {
 func (i *Instance) write(s *stream, p []byte, now time.Time) {
 	lf := &s.file
 	if lf.f == nil || now.Sub(lf.checked) >= recheckEvery {
+		lf.live = true
 		i.check(s, now)
 	}
 	maxSize := i.settings().opts.MaxSize
@@ -227,7 +224,9 @@ func (i *Instance) check(s *stream, now time.Time) {
 	i.reopen(s, now)
 }
 
-// reopen opens s's path as the current file.
+// reopen opens s's path as the current file, creating it and the task's
+// directory when missing. Output an earlier run left in the file counts from
+// now for RotateEvery.
 func (i *Instance) reopen(s *stream, now time.Time) error {
 	lf := &s.file
 	f, fi, err := openLog(s.path)
@@ -244,6 +243,12 @@ func (i *Instance) reopen(s *stream, now time.Time) error {
 	if lf.size > 0 {
 		lf.oldest = now
 		i.arm(s, now)
+	}
+	if !i.opened {
+		// Rotated files of an earlier run may wait for retention or
+		// compression; an instance that never writes leaves them be.
+		i.opened = true
+		i.mill.trigger(i)
 	}
 	return nil
 }
@@ -280,6 +285,7 @@ func (i *Instance) rotate(s *stream, now time.Time) error {
 			lf.rotating = false
 			i.settings().log.Info("log file rotates again", "file", s.path)
 		}
+		i.mill.changed()
 		i.mill.trigger(i)
 	}
 	lf.size = 0
@@ -291,6 +297,9 @@ func (i *Instance) rotateAll() error {
 	now := time.Now()
 	var errs []error
 	for _, s := range i.streams {
+		if !s.file.live {
+			continue // no output yet, no file
+		}
 		if s.file.f != nil && s.file.size == 0 {
 			// Nothing to move aside; still reopen a deleted file.
 			i.check(s, now)

@@ -41,7 +41,14 @@ func removeWorker() {
 	if built.dir != "" {
 		_ = os.RemoveAll(built.dir)
 	}
+	for _, c := range cleanups {
+		c()
+	}
+	cleanups = nil
 }
+
+// cleanups are run by Main after all tests, for builds kept across tests.
+var cleanups []func()
 
 func buildWorker() (dir, path string, err error) {
 	root, err := moduleRoot()

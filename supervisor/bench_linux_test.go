@@ -1,0 +1,88 @@
+package supervisor
+
+import (
+	"bufio"
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/open-autoglm/glmd/internal/testenv"
+)
+
+// BenchmarkCrashToRestart measures how long a crashed worker stays down
+// with restart delay 0: from the C worker's last instruction before _exit
+// to the first instruction of its replacement (CLOCK_MONOTONIC stamps the
+// workers write themselves). Reported as the median and p90 of 300 crashes.
+func BenchmarkCrashToRestart(b *testing.B) {
+	bin := testenv.CWorker(b)
+	l, err := NewOSLauncher(slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	const crashes = 300
+	out := filepath.Join(b.TempDir(), "stamps")
+	var all []time.Duration
+	for b.Loop() {
+		os.Remove(out)
+		r := NewRunner(Spec{
+			Command:     Command{Task: "crashbench", Argv: []string{bin, "crash"}, Env: []string{"BENCH_OUT=" + out}, Umask: -1},
+			Restart:     RestartPolicy{Policy: "always", MaxDelay: time.Second, Limit: crashes, Window: time.Hour},
+			StopSignal:  syscall.SIGTERM,
+			StopTimeout: time.Second,
+		}, Options{Launcher: l, Log: slog.New(slog.DiscardHandler)})
+		ctx, cancel := context.WithCancel(context.Background())
+		go r.Run(ctx)
+		r.Start(ctx)
+		// Limit makes it give up after `crashes` restarts.
+		for r.Status().State != StateFailed {
+			time.Sleep(10 * time.Millisecond)
+		}
+		cancel()
+		<-r.Done()
+		all = append(all, restartGaps(b, out)...)
+	}
+	reportQuantiles(b, all, "restart")
+}
+
+// restartGaps pairs each "exit" stamp with the next "start" stamp.
+func restartGaps(b *testing.B, path string) []time.Duration {
+	f, err := os.Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	var gaps []time.Duration
+	var lastExit int64
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		what, ns, _ := strings.Cut(sc.Text(), " ")
+		v, _ := strconv.ParseInt(ns, 10, 64)
+		switch what {
+		case "exit":
+			lastExit = v
+		case "start":
+			if lastExit != 0 {
+				gaps = append(gaps, time.Duration(v-lastExit))
+			}
+		}
+	}
+	return gaps
+}
+
+func reportQuantiles(b *testing.B, d []time.Duration, what string) {
+	if len(d) == 0 {
+		b.Fatal("no samples")
+	}
+	slices.Sort(d)
+	q := func(p float64) float64 { return float64(d[int(p*float64(len(d)-1))].Microseconds()) / 1000 }
+	b.ReportMetric(q(0.5), "ms-median-"+what)
+	b.ReportMetric(q(0.9), "ms-p90-"+what)
+	b.ReportMetric(float64(len(d)), "samples")
+}
