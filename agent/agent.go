@@ -33,9 +33,10 @@ type Deps struct {
 	Notify func(state string)
 	// Watchdog is the interval systemd expects WATCHDOG=1 pings at; 0 = none.
 	Watchdog time.Duration
-	// Listening, when set, is called with the control socket and metrics
-	// addresses once they are open (tests use it to find free ports).
-	Listening func(socket string, metrics net.Addr)
+	// Listening, when set, is called with the control socket and the
+	// metrics address ("off" when none) once both are open: tests use it to
+	// find a port the kernel picked.
+	Listening func(socket, metrics string)
 }
 
 // Agent supervises the tasks of one node.
@@ -142,16 +143,16 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 		})
 	}
+	metricsAddr := "off"
+	if metricsLn != nil {
+		metricsAddr = metricsLn.Addr().String()
+	}
 	if a.deps.Listening != nil {
-		var addr net.Addr
-		if metricsLn != nil {
-			addr = metricsLn.Addr()
-		}
-		a.deps.Listening(a.cfg.Socket, addr)
+		a.deps.Listening(a.cfg.Socket, metricsAddr)
 	}
 
 	a.publish(api.Event{Type: "agent", Instance: -1, Message: fmt.Sprintf("glmd %s started on %s (pid %d)", version.Version, a.cfg.NodeName, os.Getpid())})
-	a.log.Info("glmd started", "node", a.cfg.NodeName, "conf_dir", a.cfg.ConfDir, "socket", a.cfg.Socket, "version", version.Version)
+	a.log.Info("glmd started", "node", a.cfg.NodeName, "conf_dir", a.cfg.ConfDir, "socket", a.cfg.Socket, "metrics", metricsAddr, "version", version.Version)
 	a.reconcile(confwatch.Read(a.cfg.ConfDir), false)
 
 	watcher := confwatch.New(a.cfg.ConfDir, confwatch.Options{Logger: a.log})

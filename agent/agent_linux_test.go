@@ -3,15 +3,18 @@ package agent
 import (
 	"context"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/open-autoglm/glmd/internal/api"
+	"github.com/open-autoglm/glmd/internal/confwatch"
 	"github.com/open-autoglm/glmd/internal/testenv"
 )
 
@@ -394,4 +397,87 @@ func (ta *testAgent) waitFollowers() {
 		defer ta.a.events.mu.Unlock()
 		return len(ta.a.events.subs) > 0
 	}, "no follower")
+}
+
+func TestAgent_Metrics(t *testing.T) {
+	ta := startAgent(t, map[string]string{"metered.toml": ""})
+	ta.write("metered.toml", ta.taskFile("instances = 2", "-echo", "hi"))
+	ta.write("broken.toml", "instances = \"two\"\n")
+	ta.waitRow("metered", 1, "running", running)
+	ta.waitState("broken", -1, "invalid")
+	resp, err := http.Get("http://" + ta.metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`glmd_instance_state{instance="1",state="running",task="metered"} 1`,
+		`glmd_instance_state{instance="1",state="failed",task="metered"} 0`,
+		`glmd_instance_ready{instance="0",task="metered"} 1`,
+		`glmd_instance_restarts_total{instance="0",task="metered"} 0`,
+		`glmd_task_file_invalid{file="broken.toml",task="broken"} 1`,
+		`glmd_reloads_total{result="invalid"}`,
+		`glmd_log_dropped_lines_total{instance="0",stream="stdout",task="metered"} 0`,
+		`go_goroutines`,
+		`process_resident_memory_bytes`,
+		`glmd_build_info{`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	// A removed task leaves no series behind.
+	ta.remove("metered.toml")
+	ta.waitGone("metered")
+	resp, err = http.Get("http://" + ta.metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if strings.Contains(string(body), `task="metered"`) {
+		t.Error("series of a removed task remain")
+	}
+}
+
+func TestAgent_DryRunPlan(t *testing.T) {
+	ta := startAgent(t, map[string]string{"a.toml": "", "b.toml": "", "c.toml": "", "d.toml": ""})
+	for _, n := range []string{"a", "b", "c", "d"} {
+		ta.write(n+".toml", ta.taskFile("", "-sleep"))
+		ta.waitRow(n, 0, "running", running)
+	}
+	file := func(body string) *fstest.MapFile { return &fstest.MapFile{Data: []byte(body), Mode: 0o644} }
+	snap := confwatch.Snapshot{Dir: ta.confDir, FS: fstest.MapFS{
+		"a.toml": file(ta.taskFile("", "-sleep")),                                        // unchanged
+		"b.toml": file(ta.taskFile("", "-echo", "new")),                                  // command: restart
+		"c.toml": file(ta.taskFile("instances = 3\n[stop]\ntimeout = \"5s\"", "-sleep")), // in place
+		"e.toml": file(ta.taskFile("", "-sleep")),                                        // added; d removed
+		"f.toml": file("command = 1\n"),                                                  // invalid
+	}}
+	plan := ta.a.reconcile(snap, true)
+	var got []string
+	for _, c := range plan.Changes {
+		got = append(got, c.Action+" "+c.Task+": "+strings.Join(c.Reasons, "; "))
+	}
+	want := []string{
+		"restart b: command changed",
+		"in-place c: instances 1 -> 3; stop.timeout changed",
+		"remove d: ",
+		"add e: ",
+		"invalid f: file has errors: not started",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("plan:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if len(plan.Errors) != 1 || !strings.Contains(plan.Errors[0], "f.toml:1:1: command") {
+		t.Fatalf("errors %q", plan.Errors)
+	}
+	// A dry run changes nothing.
+	if _, ok := ta.row("d", 0); !ok {
+		t.Fatal("dry run removed d")
+	}
+	if _, ok := ta.row("e", 0); ok {
+		t.Fatal("dry run added e")
+	}
 }

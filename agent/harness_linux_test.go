@@ -26,6 +26,7 @@ type testAgent struct {
 	confDir string
 	stopped chan struct{}
 	cancel  context.CancelFunc
+	metrics string // host:port of /metrics
 }
 
 // startAgent runs an agent until the test ends; the cleanup stops it (as
@@ -38,7 +39,7 @@ func startAgent(t *testing.T, files map[string]string) *testAgent {
 	w := testenv.Worker(t)
 	dir := t.TempDir()
 	cfg := config.DevAgent(dir)
-	cfg.Metrics.Listen = ""
+	cfg.Metrics.Listen = "127.0.0.1:0"
 	cfg.NodeName = "node-a"
 	if err := os.MkdirAll(cfg.ConfDir, 0o755); err != nil {
 		t.Fatal(err)
@@ -52,7 +53,7 @@ func startAgent(t *testing.T, files map[string]string) *testAgent {
 		if s == "READY=1" {
 			close(ready)
 		}
-	}})
+	}, Listening: func(_, metrics string) { ta.metrics = metrics }})
 	ctx, cancel := context.WithCancel(context.Background())
 	ta.cancel = cancel
 	go func() {

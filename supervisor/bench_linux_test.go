@@ -86,3 +86,27 @@ func reportQuantiles(b *testing.B, d []time.Duration, what string) {
 	b.ReportMetric(q(0.9), "ms-p90-"+what)
 	b.ReportMetric(float64(len(d)), "samples")
 }
+
+// BenchmarkCrashToRestartFloor is the same measurement for the least any Go
+// supervisor can do: a loop of ForkExec and Wait4, no reaper, no state
+// machine, no logs. The difference to BenchmarkCrashToRestart is glmd's cost.
+func BenchmarkCrashToRestartFloor(b *testing.B) {
+	bin := testenv.CWorker(b)
+	const crashes = 300
+	out := filepath.Join(b.TempDir(), "stamps")
+	var all []time.Duration
+	for b.Loop() {
+		os.Remove(out)
+		attr := &syscall.ProcAttr{Env: []string{"BENCH_OUT=" + out}, Files: []uintptr{0, 1, 2}}
+		for range crashes {
+			pid, err := syscall.ForkExec(bin, []string{bin, "crash"}, attr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var ws syscall.WaitStatus
+			syscall.Wait4(pid, &ws, 0, nil)
+		}
+		all = append(all, restartGaps(b, out)...)
+	}
+	reportQuantiles(b, all, "restart")
+}

@@ -162,17 +162,55 @@ func children(pid int) []int {
 	}
 	var out []int
 	for _, t := range tasks {
-		b, err := os.ReadFile(dir + t.Name() + "/children")
-		if err != nil {
-			continue
-		}
-		for f := range bytes.FieldsSeq(b) {
-			if c, err := strconv.Atoi(string(f)); err == nil {
-				out = append(out, c)
-			}
+		if tid, err := strconv.Atoi(t.Name()); err == nil {
+			out = append(out, threadChildren(pid, tid)...)
 		}
 	}
 	return out
+}
+
+// threadChildren lists the children of one thread of pid. It reads with
+// plain syscalls: it is on the path from a crash to the restart.
+func threadChildren(pid, tid int) []int {
+	b, err := readProc("/proc/" + strconv.Itoa(pid) + "/task/" + strconv.Itoa(tid) + "/children")
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for f := range bytes.FieldsSeq(b) {
+		if c, err := strconv.Atoi(string(f)); err == nil {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// readProc reads a small /proc file without the poller registration and
+// stat that os.ReadFile costs.
+func readProc(path string) ([]byte, error) {
+	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer syscall.Close(fd)
+	buf := make([]byte, 4096)
+	n := 0
+	for {
+		m, err := syscall.Read(fd, buf[n:])
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if m == 0 {
+			return buf[:n], nil
+		}
+		n += m
+		if n == len(buf) {
+			buf = append(buf, make([]byte, len(buf))...)
+		}
+	}
 }
 
 // alive reports whether pid exists and is not a zombie.

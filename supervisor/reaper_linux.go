@@ -124,7 +124,12 @@ func (r *reaper) orphans(fresh bool) []orphan {
 }
 
 func (r *reaper) scan() []orphan {
-	kids := children(os.Getpid())
+	// The kernel gives an orphan to the first live thread of the subreaper
+	// (find_new_reaper and find_alive_thread in kernel/exit.c), which is the
+	// thread-group leader: Go's main thread never exits. Workers themselves
+	// are listed under whichever thread forked them, and need no scan.
+	self := os.Getpid()
+	kids := threadChildren(self, self)
 	var out []orphan
 	r.mu.Lock()
 	for _, pid := range kids {

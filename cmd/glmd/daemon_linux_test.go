@@ -63,7 +63,8 @@ func TestDaemon_SignalsAndNotify(t *testing.T) {
 	}
 	defer logOut.Close()
 	cmd := exec.Command(glmdBin, "--config", cfgFile)
-	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+notify)
+	// WATCHDOG_USEC asks for keep-alive pings (WatchdogSec= in the unit).
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+notify, "WATCHDOG_USEC=200000")
 	cmd.Stderr = logOut
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -82,6 +83,7 @@ func TestDaemon_SignalsAndNotify(t *testing.T) {
 		}
 	})
 	waitNotify(t, states, "READY=1")
+	waitNotify(t, states, "WATCHDOG=1")
 
 	c := api.NewClient(sock)
 	ctx := context.Background()
@@ -92,8 +94,12 @@ func TestDaemon_SignalsAndNotify(t *testing.T) {
 	testenv.Eventually(t, 10*time.Second, func() bool { return len(testenv.ReadPids(t, kids)) == 4 }, "grandchildren not started")
 
 	// SIGHUP reloads: a file added with the watcher's help or not, it is
-	// there after the reload.
+	// there after the reload. Before, validate --diff shows the plan.
 	os.WriteFile(filepath.Join(conf, "e2e-extra.toml"), fmt.Appendf(nil, "command = [%q]\n", worker), 0o644)
+	if out, err := exec.Command(glmdBin, "validate", "--diff", "--config", cfgFile).CombinedOutput(); err != nil ||
+		!strings.Contains(string(out), "add       e2e-extra") && !strings.Contains(string(out), "no changes") {
+		t.Errorf("validate --diff: %v\n%s", err, out)
+	}
 	cmd.Process.Signal(syscall.SIGHUP)
 	testenv.Eventually(t, 20*time.Second, func() bool {
 		st, _ := c.Status(ctx)
