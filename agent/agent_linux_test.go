@@ -481,3 +481,30 @@ func TestAgent_DryRunPlan(t *testing.T) {
 		t.Fatal("dry run added e")
 	}
 }
+
+func TestAgent_RolloutHaltsOnABadVersionAndResumesWhenFixed(t *testing.T) {
+	ta := startAgent(t, map[string]string{"halt.toml": ""})
+	good := ta.taskFile("instances = 2", "-sleep")
+	ta.write("halt.toml", good)
+	ta.waitRow("halt", 0, "running", running)
+	one := ta.waitRow("halt", 1, "running", running)
+
+	// The new version cannot start: instance 0 fails, instance 1 is left alone.
+	ta.write("halt.toml", "command = [\"/nonexistent/glm-serve\"]\ninstances = 2\n")
+	r := ta.waitState("halt", 0, "failed")
+	if !strings.Contains(r.Message, "/nonexistent/glm-serve") {
+		t.Errorf("message %q", r.Message)
+	}
+	ta.waitEvent(func(e api.Event) bool { return strings.Contains(e.Message, "rollout halted at instance 0") })
+	if r, _ := ta.row("halt", 1); r.PID != one.PID || r.State != "running" {
+		t.Fatalf("instance 1 touched by a halted rollout: %+v", r)
+	}
+
+	// Fixing the file brings instance 0 back; instance 1 runs the good
+	// version already (the file is back to it), so it stays.
+	ta.write("halt.toml", good)
+	ta.waitRow("halt", 0, "running again", running)
+	if r, _ := ta.row("halt", 1); r.PID != one.PID {
+		t.Fatalf("instance 1 restarted: %d -> %d", one.PID, r.PID)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"github.com/open-autoglm/glmd/internal/api"
 	"github.com/open-autoglm/glmd/internal/config"
 	"github.com/open-autoglm/glmd/internal/confwatch"
+	"github.com/open-autoglm/glmd/supervisor"
 )
 
 // change is one task's line of a reload plan.
@@ -283,24 +285,27 @@ func (a *Agent) newInstances(spec *config.Task, from, to int) []*instance {
 }
 
 // updateTask applies an in-place or restart change: enable/disable,
-// scaling, settings that apply to running workers, then a rollout when the
-// process itself changed.
+// scaling, settings that apply to running workers, then a rollout for
+// every instance whose process must change.
 func (a *Agent) updateTask(ctx context.Context, c change) {
 	t, spec := c.cur, c.spec
 	a.cancelRollout(t)
 	a.mu.Lock()
 	old := t.spec
+	oldHash := t.hash
 	t.spec, t.hash, t.invalid = spec, spec.Hash(), ""
 	current := append([]*instance(nil), t.instances...)
 	a.mu.Unlock()
 
-	var drop []*instance
-	keep := current
-	switch {
-	case !spec.Enabled:
-		drop, keep = current, nil
-	case len(current) > spec.Instances:
-		drop, keep = current[spec.Instances:], current[:spec.Instances]
+	var keep, drop []*instance
+	have := map[int]bool{}
+	for _, in := range current {
+		if spec.Enabled && in.index < spec.Instances {
+			keep = append(keep, in)
+			have[in.index] = true
+		} else {
+			drop = append(drop, in)
+		}
 	}
 	var wg sync.WaitGroup
 	for _, in := range drop {
@@ -308,14 +313,21 @@ func (a *Agent) updateTask(ctx context.Context, c change) {
 	}
 	wg.Wait()
 	var added []*instance
-	if spec.Enabled && len(keep) < spec.Instances {
-		added = a.newInstances(spec, len(keep), spec.Instances)
+	for i := range spec.Instances {
+		if spec.Enabled && !have[i] {
+			added = append(added, a.newInstances(spec, i, i+1)...)
+		}
 	}
 
 	restart := len(c.diff.Restart) > 0
+	lagging := false
 	for _, in := range keep {
 		in.logs.Update(logOptions(spec, a.log))
-		if restart {
+		a.mu.Lock()
+		behind := in.hash != oldHash // a halted rollout left it on an older version
+		a.mu.Unlock()
+		if restart || behind {
+			lagging = true
 			continue // the rollout gives it the new spec
 		}
 		rs, err := a.runnerSpec(spec, in)
@@ -331,8 +343,10 @@ func (a *Agent) updateTask(ctx context.Context, c change) {
 		a.mu.Unlock()
 	}
 
+	all := append(keep, added...)
+	slices.SortFunc(all, func(x, y *instance) int { return x.index - y.index })
 	a.mu.Lock()
-	t.instances = append(keep, added...)
+	t.instances = all
 	if !spec.Enabled || old.Enabled != spec.Enabled {
 		t.startAsked = false
 	}
@@ -343,7 +357,7 @@ func (a *Agent) updateTask(ctx context.Context, c change) {
 			in.runner.Start(ctx)
 		}
 	}
-	if restart {
+	if lagging {
 		a.startRollout(t)
 	}
 }
@@ -400,15 +414,16 @@ func (a *Agent) startRollout(t *task) {
 var errNotRunning = errors.New("did not reach running")
 
 // rolloutInstance moves in to spec: new ports or logs when those changed,
-// then a restart if it was active (a stopped, held or finished instance
-// only takes the spec for its next start).
+// then a restart if it was active or had failed (the change may be the
+// fix). A stopped, held, pending or finished instance only takes the spec
+// for its next start.
 func (a *Agent) rolloutInstance(ctx context.Context, spec *config.Task, in *instance) error {
 	a.mu.Lock()
 	old := in.spec
 	held := in.held
 	a.mu.Unlock()
 	state := in.runner.Status().State
-	active := !held && !state.Ended() && state.String() != "pending"
+	active := !held && (state == supervisor.StateFailed || !state.Ended() && state != supervisor.StatePending)
 	reopenLogs := old.Logs.MergeStderr != spec.Logs.MergeStderr
 	if reopenLogs && active {
 		// The pipes change: the old worker must be gone before its logs close.

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/open-autoglm/glmd/internal/api"
+	"github.com/open-autoglm/glmd/internal/clitext"
 )
 
 func (c *cli) eventsCmd() *cobra.Command {
@@ -73,7 +74,7 @@ func writeEvent(w io.Writer, ev api.Event) error {
 	if what == "" {
 		what = ev.Type
 	}
-	msg := oneLine(ev.Message)
+	msg := clitext.OneLine(ev.Message)
 	if ev.Exit != nil && ev.Exit.Reason != "" {
 		msg += " (" + exitText(*ev.Exit) + ")"
 	}

@@ -2,12 +2,10 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"strings"
 
 	"github.com/spf13/cobra"
 
-	"github.com/open-autoglm/glmd/internal/api"
+	"github.com/open-autoglm/glmd/internal/clitext"
 )
 
 func (c *cli) reloadCmd() *cobra.Command {
@@ -34,7 +32,7 @@ status is 1. With --dry-run nothing changes.`,
 			if err != nil {
 				return err
 			}
-			if err := writePlan(cmd.OutOrStdout(), plan); err != nil {
+			if err := clitext.WritePlan(cmd.OutOrStdout(), plan); err != nil {
 				return err
 			}
 			if n := len(plan.Errors); n > 0 {
@@ -52,37 +50,4 @@ status is 1. With --dry-run nothing changes.`,
 	}
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "only print what would change")
 	return cmd
-}
-
-// changeSigns mark a plan's lines as a diff does.
-var changeSigns = map[string]string{
-	api.ActionAdd:     "+",
-	api.ActionRemove:  "-",
-	api.ActionRestart: "~",
-	api.ActionInPlace: "~",
-	api.ActionInvalid: "!",
-}
-
-func writePlan(w io.Writer, p api.Plan) error {
-	if len(p.Changes) == 0 && len(p.Errors) == 0 {
-		_, err := fmt.Fprintln(w, "no changes")
-		return err
-	}
-	tw := newTable(w)
-	for _, ch := range p.Changes {
-		sign, ok := changeSigns[ch.Action]
-		if !ok {
-			sign = "?"
-		}
-		fmt.Fprintf(tw, "%s %s\t%s\t%s\n", sign, ch.Task, ch.Action, oneLine(strings.Join(ch.Reasons, ", ")))
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	for _, e := range p.Errors {
-		if _, err := fmt.Fprintf(w, "error: %s\n", oneLine(e)); err != nil {
-			return err
-		}
-	}
-	return nil
 }

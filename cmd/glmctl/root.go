@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/open-autoglm/glmd/internal/api"
+	"github.com/open-autoglm/glmd/internal/clitext"
 )
 
 // defaultSocket is glmd's control socket unless GLMD_SOCKET or --socket
@@ -69,7 +70,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if cmd == nil {
 		cmd = root
 	}
-	msg := oneLine(err.Error())
+	msg := clitext.OneLine(err.Error())
 	switch {
 	case errors.As(err, new(usageError)) || !c.started(cmd):
 		fmt.Fprintf(stderr, "glmctl: %s; see '%s --help'\n", msg, cmd.CommandPath())
@@ -172,9 +173,4 @@ func exactArgs(n int, what string) cobra.PositionalArgs {
 		}
 		return nil
 	}
-}
-
-// oneLine folds a message onto one line, so that every error is one line.
-func oneLine(s string) string {
-	return strings.Join(strings.Fields(s), " ")
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/open-autoglm/glmd/internal/api"
+	"github.com/open-autoglm/glmd/internal/clitext"
 )
 
 func (c *cli) statusCmd() *cobra.Command {
@@ -106,7 +107,7 @@ func writeStatusTable(w io.Writer, rows []api.InstanceStatus, now time.Time) err
 	slices.SortStableFunc(rows, func(a, b api.InstanceStatus) int {
 		return cmp.Or(strings.Compare(a.Task, b.Task), cmp.Compare(a.Instance, b.Instance))
 	})
-	tw := newTable(w)
+	tw := clitext.NewTable(w)
 	fmt.Fprintln(tw, "TASK\tINSTANCE\tSTATE\tPID\tUPTIME\tRESTARTS\tLAST-EXIT\tMESSAGE")
 	for _, r := range rows {
 		if r.Instance < 0 {
@@ -181,7 +182,7 @@ func exitText(e api.Exit) string {
 // message is the row's message on one line; in backoff it says when the
 // next attempt is due.
 func message(r api.InstanceStatus, now time.Time) string {
-	msg := oneLine(r.Message)
+	msg := clitext.OneLine(r.Message)
 	if r.State == "backoff" && r.NextStart != nil {
 		next := "next start in " + shortDuration(r.NextStart.Sub(now))
 		if msg == "" {
@@ -194,7 +195,7 @@ func message(r api.InstanceStatus, now time.Time) string {
 
 // invalidMessage names the file, so that the operator knows what to fix.
 func invalidMessage(r api.InstanceStatus) string {
-	msg := oneLine(r.Message)
+	msg := clitext.OneLine(r.Message)
 	if r.File != "" && !strings.Contains(msg, r.File) {
 		msg = r.File + ": " + msg
 	}

@@ -97,7 +97,7 @@ func TestDaemon_SignalsAndNotify(t *testing.T) {
 	// there after the reload. Before, validate --diff shows the plan.
 	os.WriteFile(filepath.Join(conf, "e2e-extra.toml"), fmt.Appendf(nil, "command = [%q]\n", worker), 0o644)
 	if out, err := exec.Command(glmdBin, "validate", "--diff", "--config", cfgFile).CombinedOutput(); err != nil ||
-		!strings.Contains(string(out), "add       e2e-extra") && !strings.Contains(string(out), "no changes") {
+		!strings.Contains(string(out), "+ e2e-extra  add") && !strings.Contains(string(out), "no changes") {
 		t.Errorf("validate --diff: %v\n%s", err, out)
 	}
 	cmd.Process.Signal(syscall.SIGHUP)

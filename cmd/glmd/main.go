@@ -23,6 +23,7 @@ import (
 
 	"github.com/open-autoglm/glmd/agent"
 	"github.com/open-autoglm/glmd/internal/api"
+	"github.com/open-autoglm/glmd/internal/clitext"
 	"github.com/open-autoglm/glmd/internal/config"
 	"github.com/open-autoglm/glmd/internal/version"
 )
@@ -226,27 +227,12 @@ func validateCmd(cmd *cobra.Command, f *flags, paths []string) error {
 			fmt.Fprintln(errOut, err)
 			return exitCode(1)
 		}
-		printPlan(out, plan)
+		if err := clitext.WritePlan(out, plan); err != nil {
+			return err
+		}
 	}
 	if len(errs) > 0 {
 		return exitCode(1)
 	}
 	return nil
-}
-
-func printPlan(w io.Writer, p api.Plan) {
-	if len(p.Changes) == 0 {
-		fmt.Fprintln(w, "no changes")
-	}
-	for _, c := range p.Changes {
-		fmt.Fprintf(w, "%-9s %s", c.Action, c.Task)
-		for i, r := range c.Reasons {
-			sep := ": "
-			if i > 0 {
-				sep = "; "
-			}
-			fmt.Fprint(w, sep+r)
-		}
-		fmt.Fprintln(w)
-	}
 }
