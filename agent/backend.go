@@ -60,12 +60,7 @@ func (a *Agent) Status(ctx context.Context) []api.InstanceStatus {
 			out = append(out, row)
 		}
 	}
-	files := make([]string, 0, len(a.invalid))
-	for f := range a.invalid {
-		files = append(files, f)
-	}
-	sort.Strings(files)
-	for _, f := range files {
+	for _, f := range a.invalidFiles() {
 		errs := a.invalid[f]
 		msg := joinErrors(errs)
 		for _, t := range a.tasks {
@@ -289,4 +284,14 @@ func (a *Agent) onRunnerEvent(e supervisor.Event) {
 	}
 	a.publish(ev)
 	a.poke()
+}
+
+// invalidFiles lists the invalid task files, sorted. Call with a.mu held.
+func (a *Agent) invalidFiles() []string {
+	files := make([]string, 0, len(a.invalid))
+	for f := range a.invalid {
+		files = append(files, f)
+	}
+	sort.Strings(files)
+	return files
 }

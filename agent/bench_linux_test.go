@@ -92,7 +92,7 @@ func BenchmarkNewTaskFileToExec(b *testing.B) {
 		os.Remove(filepath.Join(cfg.ConfDir, name))
 		waitTasks(b, a, 100)
 	}
-	reportQuantiles(b, lat, "file-to-exec")
+	testenv.ReportQuantiles(b, lat, "file-to-exec")
 }
 
 // BenchmarkStartInstances measures an agent starting with one task file of
@@ -126,7 +126,7 @@ func BenchmarkStartInstances(b *testing.B) {
 				<-done
 				b.StartTimer()
 			}
-			reportQuantiles(b, lat, "all-running")
+			testenv.ReportQuantiles(b, lat, "all-running")
 		})
 	}
 }
@@ -176,15 +176,4 @@ func waitTasks(b *testing.B, a *Agent, n int) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-}
-
-func reportQuantiles(b *testing.B, d []time.Duration, what string) {
-	if len(d) == 0 {
-		b.Fatal("no samples")
-	}
-	slices.Sort(d)
-	q := func(p float64) float64 { return float64(d[int(p*float64(len(d)-1))].Microseconds()) / 1000 }
-	b.ReportMetric(q(0.5), "ms-median-"+what)
-	b.ReportMetric(q(0.9), "ms-p90-"+what)
-	b.ReportMetric(float64(len(d)), "samples")
 }

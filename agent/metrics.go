@@ -1,8 +1,6 @@
 package agent
 
 import (
-	"sort"
-
 	"github.com/open-autoglm/glmd/internal/metrics"
 	"github.com/open-autoglm/glmd/internal/tasklog"
 	"github.com/open-autoglm/glmd/supervisor"
@@ -49,12 +47,7 @@ func (a *Agent) AgentState() metrics.Agent {
 	for k, v := range a.reloads {
 		m.Reloads[k] = v
 	}
-	files := make([]string, 0, len(a.invalid))
-	for f := range a.invalid {
-		files = append(files, f)
-	}
-	sort.Strings(files)
-	for _, f := range files {
+	for _, f := range a.invalidFiles() {
 		errs := a.invalid[f]
 		m.InvalidFiles = append(m.InvalidFiles, metrics.InvalidFile{File: f, Task: errs[0].Task, Message: joinErrors(errs)})
 	}

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -48,7 +47,7 @@ func BenchmarkCrashToRestart(b *testing.B) {
 		<-r.Done()
 		all = append(all, restartGaps(b, out)...)
 	}
-	reportQuantiles(b, all, "restart")
+	testenv.ReportQuantiles(b, all, "restart")
 }
 
 // restartGaps pairs each "exit" stamp with the next "start" stamp.
@@ -76,17 +75,6 @@ func restartGaps(b *testing.B, path string) []time.Duration {
 	return gaps
 }
 
-func reportQuantiles(b *testing.B, d []time.Duration, what string) {
-	if len(d) == 0 {
-		b.Fatal("no samples")
-	}
-	slices.Sort(d)
-	q := func(p float64) float64 { return float64(d[int(p*float64(len(d)-1))].Microseconds()) / 1000 }
-	b.ReportMetric(q(0.5), "ms-median-"+what)
-	b.ReportMetric(q(0.9), "ms-p90-"+what)
-	b.ReportMetric(float64(len(d)), "samples")
-}
-
 // BenchmarkCrashToRestartFloor is the same measurement for the least any Go
 // supervisor can do: a loop of ForkExec and Wait4, no reaper, no state
 // machine, no logs. The difference to BenchmarkCrashToRestart is glmd's cost.
@@ -108,5 +96,5 @@ func BenchmarkCrashToRestartFloor(b *testing.B) {
 		}
 		all = append(all, restartGaps(b, out)...)
 	}
-	reportQuantiles(b, all, "restart")
+	testenv.ReportQuantiles(b, all, "restart")
 }

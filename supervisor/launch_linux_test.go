@@ -163,7 +163,7 @@ func TestOSLauncher_ProcessGroupUserUmaskDir(t *testing.T) {
 	b, _ := os.ReadFile(path)
 	u, err := user.Lookup("nobody")
 	if err != nil {
-		t.Skip("no user nobody")
+		testenv.Skip(t, "no user nobody on this host")
 	}
 	for _, want := range []string{"uid=" + u.Uid + " ", "gid=" + u.Gid + " ", "umask=0027", "cwd=" + dir} {
 		if !strings.Contains(string(b), want) {

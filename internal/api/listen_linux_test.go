@@ -8,12 +8,11 @@ import (
 	"testing"
 
 	"github.com/open-autoglm/glmd/internal/api"
+	"github.com/open-autoglm/glmd/internal/testenv"
 )
 
 func TestListen_Group(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("chown of the socket needs root")
-	}
+	testenv.RequireRoot(t) // chown of the socket needs root
 	// Any group but our own shows that Listen changed it.
 	var g *user.Group
 	for _, gid := range []string{"1", "2", "3", "4"} {
@@ -23,7 +22,7 @@ func TestListen_Group(t *testing.T) {
 		}
 	}
 	if g == nil {
-		t.Skip("no group with gid 1-4 on this host")
+		testenv.Skip(t, "no group with gid 1-4 on this host")
 	}
 	sock := shortSocketPath(t)
 	l, err := api.Listen(sock, g.Name)

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+
+	"github.com/open-autoglm/glmd/internal/testenv"
 )
 
 // sameSys reports whether two Sys() values are *syscall.Stat_t of one inode.
@@ -29,9 +31,7 @@ func TestRead_FIFOIsSkipped(t *testing.T) {
 }
 
 func TestRead_HashCoversOwner(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("changing a file's owner needs root")
-	}
+	testenv.RequireRoot(t) // changing a file's owner needs root
 	dir := t.TempDir()
 	path := filepath.Join(dir, "x.toml")
 	writeFile(t, path, "x")

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/open-autoglm/glmd/internal/testenv"
 )
 
 // The watcher tests assert inotify's behaviour (events on names in a
@@ -466,11 +468,11 @@ func TestWatcher_BurstCoalesces(t *testing.T) {
 func TestWatcher_QueueOverflowReadsAgain(t *testing.T) {
 	b, err := os.ReadFile("/proc/sys/fs/inotify/max_queued_events")
 	if err != nil {
-		t.Skipf("inotify queue size unknown: %v", err)
+		testenv.Skip(t, "inotify queue size unknown: %v", err)
 	}
 	maxQueued, err := strconv.Atoi(strings.TrimSpace(string(b)))
 	if err != nil || maxQueued > 1<<20 {
-		t.Skipf("fs.inotify.max_queued_events = %q: too large to overflow in a test", b)
+		testenv.Skip(t, "fs.inotify.max_queued_events = %q: too large to overflow in a test", b)
 	}
 
 	dir := t.TempDir()
