@@ -6,7 +6,7 @@ COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null)
 LDFLAGS := -X github.com/open-autoglm/glmd/internal/version.Version=$(VERSION) \
            -X github.com/open-autoglm/glmd/internal/version.Commit=$(COMMIT)
 
-.PHONY: all build test lint fmt vet staticcheck unit fuzz bench clean
+.PHONY: all build test lint fmt vet staticcheck unit fuzz bench clean vm-test
 
 all: build
 
@@ -14,8 +14,9 @@ build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/glmd ./cmd/glmctl
 
 # test = the checks CI runs: formatting, vet (also for other platforms and
-# without cgo), staticcheck, then every test with the race detector.
-test: lint unit
+# without cgo), staticcheck, every test with the race detector, then the
+# cgroup v2 tests inside a User-Mode-Linux guest (the host runs v1).
+test: lint unit vm-test
 
 lint: fmt vet staticcheck
 
@@ -31,8 +32,9 @@ vet:
 staticcheck:
 	$(GO) tool staticcheck $(PKGS)
 
+# TestV2_* need a pure cgroup v2 tree: vm-test runs them.
 unit:
-	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	$(GO) test -race -count=1 -timeout 20m -skip '^TestV2_' $(PKGS)
 
 # fuzz runs each fuzzer for FUZZTIME (the seeds alone run in `make test`).
 FUZZTIME ?= 60s
@@ -47,3 +49,11 @@ bench:
 
 clean:
 	rm -rf bin .glmd
+
+# vm-test runs the VM_RUN tests of VM_PKGS as root on a pure cgroup v2 tree, inside a User-Mode-Linux kernel
+# (.ci/cgroup2-vm; the first run downloads Debian's user-mode-linux and busybox-static with apt-get and caches
+# them). VM_RUN is taken as written ($(value ...)), so VM_RUN='^TestV2_OOM$' needs no $$.
+VM_PKGS ?= ./cgroup ./supervisor ./agent
+VM_RUN  ?= ^TestV2_
+vm-test:
+	GO='$(GO)' ./.ci/cgroup2-vm -run '$(value VM_RUN)' $(VM_PKGS)

@@ -7,6 +7,7 @@ package agent
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/open-autoglm/glmd/cgroup"
 	"github.com/open-autoglm/glmd/internal/api"
 	"github.com/open-autoglm/glmd/internal/config"
 	"github.com/open-autoglm/glmd/internal/confwatch"
@@ -33,6 +35,9 @@ type Deps struct {
 	Notify func(state string)
 	// Watchdog is the interval systemd expects WATCHDOG=1 pings at; 0 = none.
 	Watchdog time.Duration
+	// Cgroups replaces the real cgroup manager (tests); nil builds one from
+	// the [cgroup] config.
+	Cgroups supervisor.Cgroups
 	// Listening, when set, is called with the control socket and the
 	// metrics address ("off" when none) once both are open: tests use it to
 	// find a port the kernel picked.
@@ -48,6 +53,11 @@ type Agent struct {
 	deps     Deps
 	events   *eventBus
 	started  time.Time
+
+	// cgroups is nil when cgroups cannot be used; cgroupErr says why.
+	cgroups    supervisor.Cgroups
+	cgroupErr  error
+	cgroupMode string
 
 	// runCtx lives until every instance is stopped at shutdown; runner
 	// goroutines and rollouts use it, not Run's ctx, which ends first.
@@ -103,6 +113,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			return fmt.Errorf("start the process launcher: %w", err)
 		}
 		a.launcher = l
+	}
+	if err := a.setupCgroups(ctx); err != nil {
+		return err
 	}
 	for _, d := range []string{a.cfg.StateDir, a.cfg.LogDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -200,6 +213,46 @@ loop:
 	return nil
 }
 
+// setupCgroups builds the cgroup manager and removes the groups a previous
+// agent left. Without cgroups the agent still runs (tasks without limits
+// are unaffected) unless the config asked for a cgroup version explicitly.
+func (a *Agent) setupCgroups(ctx context.Context) error {
+	if a.deps.Cgroups != nil {
+		a.cgroups, a.cgroupMode = a.deps.Cgroups, "injected"
+		return nil
+	}
+	mode, parent := a.cfg.Cgroup.Mode, a.cfg.Cgroup.Parent
+	if parent == "" && a.cfg.Dev {
+		// A development agent must never share the production agent's
+		// parent: each agent kills what it finds under its own at start.
+		sum := sha256.Sum256([]byte(a.cfg.StateDir))
+		parent = fmt.Sprintf("/glmd-dev-%x", sum[:4])
+	}
+	m, err := cgroup.New(cgroup.Options{Mode: mode, Parent: parent, Log: a.log, MoveSelf: !a.cfg.Dev})
+	if err != nil {
+		if mode == "v1" || mode == "v2" {
+			return fmt.Errorf("[cgroup] mode = %q: %w", mode, err)
+		}
+		a.cgroupErr, a.cgroupMode = err, "off"
+		what := "tasks with [resources] limits will not start"
+		if a.cfg.Dev {
+			what = "--dev: tasks with [resources] limits start without them"
+		}
+		a.log.Warn("running without cgroups: "+what, "err", err)
+		return nil
+	}
+	removed, err := m.Cleanup(ctx)
+	if err != nil {
+		a.log.Warn("cleaning up cgroups of a previous agent", "err", err)
+	}
+	if len(removed) > 0 {
+		a.log.Info("removed cgroups a previous agent left", "cgroups", removed)
+	}
+	a.cgroups, a.cgroupMode = m, m.Mode()
+	a.log.Info("cgroups", "mode", a.cgroupMode)
+	return nil
+}
+
 // Reload re-reads conf_dir now (SIGHUP, `glmctl reload`) and applies it,
 // or only plans it when dryRun.
 func (a *Agent) Reload(ctx context.Context, dryRun bool) (api.Plan, error) {
@@ -228,6 +281,15 @@ func (a *Agent) shutdown() {
 	}
 	a.runCancel()
 	a.wg.Wait()
+	// Stopped instances' cgroups are removed in the background; let that
+	// finish so that the next agent finds nothing to clean up.
+	if w, ok := a.cgroups.(interface{ Wait(context.Context) error }); ok {
+		wctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := w.Wait(wctx); err != nil {
+			a.log.Warn("waiting for cgroups to be removed", "err", err)
+		}
+		cancel()
+	}
 	a.mu.Lock()
 	for _, t := range a.tasks {
 		for _, in := range t.instances {

@@ -7,10 +7,12 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/open-autoglm/glmd/internal/api"
+	"github.com/open-autoglm/glmd/internal/resources"
 	"github.com/open-autoglm/glmd/internal/tasklog"
 	"github.com/open-autoglm/glmd/internal/version"
 	"github.com/open-autoglm/glmd/supervisor"
@@ -21,12 +23,12 @@ var _ api.Backend = (*Agent)(nil)
 // Info describes the agent.
 func (a *Agent) Info(ctx context.Context) api.AgentInfo {
 	return api.AgentInfo{Version: version.Version, Node: a.cfg.NodeName, PID: os.Getpid(),
-		StartedAt: a.started, ConfDir: a.cfg.ConfDir, Dev: a.cfg.Dev}
+		StartedAt: a.started, ConfDir: a.cfg.ConfDir, Dev: a.cfg.Dev, Cgroups: a.cgroupMode}
 }
 
 // Status lists every instance, disabled tasks' instances, and one row per
 // invalid task file.
-func (a *Agent) Status(ctx context.Context) []api.InstanceStatus {
+func (a *Agent) Status(ctx context.Context, opts api.StatusOptions) []api.InstanceStatus {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	names := make([]string, 0, len(a.tasks))
@@ -51,11 +53,22 @@ func (a *Agent) Status(ctx context.Context) []api.InstanceStatus {
 		}
 		for _, in := range t.instances {
 			row := statusRow(t, in, in.runner.Status())
-			if row.State == "pending" && len(waiting) > 0 {
+			switch {
+			case in.blocked != "":
+				row.State, row.Message = "failed", in.blocked
+			case row.State == "pending" && len(waiting) > 0:
 				row.Message = waitingMessage(waiting)
-			}
-			if in.held && row.State == "stopped" {
+			case in.held && row.State == "stopped":
 				row.Message = "stopped by an operator (glmctl start to start it)"
+			}
+			if in.note != "" {
+				row.Message = strings.TrimSpace(row.Message + " (" + in.note + ")")
+			}
+			if st, ok := in.runner.Stats(); ok {
+				row.Cgroup = fmt.Sprintf("%s@%d", t.spec.Name, in.index)
+				if opts.Resources {
+					row.Resources = usage(st, in.spec.Resources)
+				}
 			}
 			out = append(out, row)
 		}
@@ -73,6 +86,16 @@ func (a *Agent) Status(ctx context.Context) []api.InstanceStatus {
 			File: f, Message: msg, Since: time.Now()})
 	}
 	return out
+}
+
+// usage is the API form of a group's stats and the limits it has.
+func usage(st resources.Stats, l resources.Limits) *api.Usage {
+	return &api.Usage{
+		CPUSeconds: st.CPU.Seconds(), CPUThrottledSeconds: st.CPUThrottled.Seconds(),
+		MemoryBytes: st.MemoryCurrent, MemoryPeakBytes: st.MemoryPeak, Pids: st.Pids,
+		IOReadBytes: st.IOReadBytes, IOWriteBytes: st.IOWriteBytes, OOMKills: st.OOMKills,
+		CPUs: l.CPUs, MemoryMax: l.MemoryMax, PidsMax: l.PidsMax,
+	}
 }
 
 func statusRow(t *task, in *instance, st supervisor.Status) api.InstanceStatus {
@@ -131,6 +154,12 @@ func (a *Agent) Start(ctx context.Context, name string, idx int) error {
 		return err
 	}
 	a.mu.Lock()
+	for _, in := range ins {
+		if in.blocked != "" {
+			a.mu.Unlock()
+			return fmt.Errorf("%s %w: %s", instanceName(name, in.index), api.ErrConflict, in.blocked)
+		}
+	}
 	if idx < 0 {
 		t.startAsked = true
 	}

@@ -26,6 +26,7 @@ func benchAgent(b *testing.B, files map[string]string) (*Agent, *config.Agent) {
 	dir := b.TempDir()
 	cfg := config.DevAgent(dir)
 	cfg.Metrics.Listen = ""
+	cfg.Cgroup.Parent = testenv.CgroupParent(b)
 	os.MkdirAll(cfg.ConfDir, 0o755)
 	for name, body := range files {
 		os.WriteFile(filepath.Join(cfg.ConfDir, name), []byte(body), 0o644)
@@ -107,6 +108,7 @@ func BenchmarkStartInstances(b *testing.B) {
 				dir := b.TempDir()
 				cfg := config.DevAgent(dir)
 				cfg.Metrics.Listen = ""
+				cfg.Cgroup.Parent = testenv.CgroupParent(b)
 				os.MkdirAll(cfg.ConfDir, 0o755)
 				os.WriteFile(filepath.Join(cfg.ConfDir, "fleet.toml"),
 					fmt.Appendf(nil, "command = [%q, \"sleep\"]\ninstances = %d\n[stop]\ntimeout = \"5s\"\n", bin, n), 0o644)
@@ -149,7 +151,7 @@ func waitRunning(b *testing.B, a *Agent, n int) {
 	b.Helper()
 	for deadline := time.Now().Add(60 * time.Second); ; {
 		c := 0
-		for _, r := range a.Status(context.Background()) {
+		for _, r := range a.Status(context.Background(), api.StatusOptions{}) {
 			if r.State == "running" {
 				c++
 			}
@@ -167,7 +169,7 @@ func waitRunning(b *testing.B, a *Agent, n int) {
 func waitTasks(b *testing.B, a *Agent, n int) {
 	b.Helper()
 	for deadline := time.Now().Add(60 * time.Second); ; {
-		st := a.Status(context.Background())
+		st := a.Status(context.Background(), api.StatusOptions{})
 		if len(st) == n && !slices.ContainsFunc(st, func(r api.InstanceStatus) bool { return r.State != "running" }) {
 			return
 		}

@@ -36,7 +36,7 @@ func (a *Agent) startReady(ctx context.Context) {
 		}
 		t.startAsked = true
 		for _, in := range t.instances {
-			if !in.held {
+			if !in.held && in.blocked == "" {
 				start = append(start, in)
 			}
 		}

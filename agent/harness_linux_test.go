@@ -33,6 +33,12 @@ type testAgent struct {
 // SIGTERM would) and checks that none of its workers is left.
 func startAgent(t *testing.T, files map[string]string) *testAgent {
 	t.Helper()
+	return startAgentWith(t, nil, files)
+}
+
+// startAgentWith is startAgent with changes to the agent config.
+func startAgentWith(t *testing.T, mutate func(*config.Agent), files ...map[string]string) *testAgent {
+	t.Helper()
 	testenv.RequireLinux(t)
 	// Build the worker before the launcher's reaper exists: the reaper
 	// collects every child of the process, `go build` included.
@@ -41,12 +47,20 @@ func startAgent(t *testing.T, files map[string]string) *testAgent {
 	cfg := config.DevAgent(dir)
 	cfg.Metrics.Listen = "127.0.0.1:0"
 	cfg.NodeName = "node-a"
+	cfg.Cgroup.Parent = testenv.CgroupParent(t)
+	if mutate != nil {
+		mutate(cfg)
+	}
 	if err := os.MkdirAll(cfg.ConfDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	ta := &testAgent{t: t, cfg: cfg, worker: w, confDir: cfg.ConfDir, stopped: make(chan struct{})}
-	for name, body := range files {
-		ta.write(name, body)
+	var names []string
+	for _, f := range files {
+		for name, body := range f {
+			ta.write(name, body)
+			names = append(names, name)
+		}
 	}
 	ready := make(chan struct{})
 	ta.a = New(cfg, Deps{Log: slog.New(slog.DiscardHandler), Notify: func(s string) {
@@ -64,7 +78,7 @@ func startAgent(t *testing.T, files map[string]string) *testAgent {
 	}()
 	t.Cleanup(func() {
 		ta.stop()
-		for name := range files {
+		for _, name := range names {
 			ta.assertNoProcesses(strings.TrimSuffix(name, ".toml"))
 		}
 	})
@@ -120,7 +134,7 @@ func (ta *testAgent) remove(name string) {
 }
 
 func (ta *testAgent) status() []api.InstanceStatus {
-	st, err := ta.client.Status(context.Background())
+	st, err := ta.client.Status(context.Background(), api.StatusOptions{})
 	if err != nil {
 		ta.t.Fatal(err)
 	}

@@ -23,6 +23,9 @@ func (a *Agent) Instances() []metrics.Instance {
 			if st.State == supervisor.StateRunning {
 				m.StartedAt = st.StartedAt
 			}
+			if rs, ok := in.runner.Stats(); ok {
+				m.Resources = &rs
+			}
 			ls := in.logs.Stats()
 			m.Logs = []metrics.LogStream{logStream(tasklog.Stdout, ls.Stdout)}
 			if !t.spec.Logs.MergeStderr {

@@ -321,8 +321,16 @@ func (a *Agent) updateTask(ctx context.Context, c change) {
 
 	restart := len(c.diff.Restart) > 0
 	lagging := false
+	blocked, note := a.cgroupVerdict(spec)
+	var unblocked []*instance
 	for _, in := range keep {
 		in.logs.Update(logOptions(spec, a.log))
+		a.mu.Lock()
+		if in.blocked != "" && blocked == "" && !in.held {
+			unblocked = append(unblocked, in)
+		}
+		in.blocked, in.note = blocked, note
+		a.mu.Unlock()
 		a.mu.Lock()
 		behind := in.hash != oldHash // a halted rollout left it on an older version
 		a.mu.Unlock()
@@ -336,6 +344,12 @@ func (a *Agent) updateTask(ctx context.Context, c change) {
 			continue
 		}
 		if err := in.runner.Update(ctx, rs); err != nil {
+			// The kernel refused the new limits for the running group
+			// (e.g. memory below what it uses): a restart applies them.
+			a.log.Warn("new limits need a restart", "task", spec.Name, "instance", in.index, "err", err)
+			a.publish(api.Event{Type: "config", Task: spec.Name, Instance: in.index,
+				Message: fmt.Sprintf("could not apply the new limits in place: %v; restarting", err)})
+			lagging = true
 			continue
 		}
 		a.mu.Lock()
@@ -353,7 +367,7 @@ func (a *Agent) updateTask(ctx context.Context, c change) {
 	startNew := t.startAsked
 	a.mu.Unlock()
 	if startNew {
-		for _, in := range added {
+		for _, in := range slices.Concat(added, unblocked) {
 			in.runner.Start(ctx)
 		}
 	}
@@ -452,7 +466,9 @@ func (a *Agent) rolloutInstance(ctx context.Context, spec *config.Task, in *inst
 	if err != nil {
 		return err
 	}
-	if err := in.runner.Update(ctx, rs); err != nil {
+	// A refused limit update does not matter when the restart below
+	// creates the group afresh.
+	if err := in.runner.Update(ctx, rs); err != nil && !active {
 		return err
 	}
 	a.mu.Lock()

@@ -33,8 +33,11 @@ type instance struct {
 	spec   *config.Task   // the version its runner's spec was built from
 	hash   string         // spec.Hash()
 	held   bool           // stopped by an operator: dependencies and reloads do not start it
-	cancel context.CancelFunc
-	done   <-chan struct{}
+	// blocked says why the instance may not start at all (it sets limits
+	// and cgroups cannot be used); note is a warning shown with its state.
+	blocked, note string
+	cancel        context.CancelFunc
+	done          <-chan struct{}
 }
 
 // newInstance renders instance i of t, opens its logs and starts its
@@ -54,16 +57,31 @@ func (a *Agent) newInstance(t *config.Task, i int) (*instance, error) {
 		logs.Close()
 		return nil, err
 	}
+	in.blocked, in.note = a.cgroupVerdict(t)
 	ctx, cancel := context.WithCancel(a.runCtx)
 	in.cancel = cancel
 	in.runner = supervisor.NewRunner(spec, supervisor.Options{
 		Launcher: a.launcher,
 		Log:      a.log,
 		Notify:   a.onRunnerEvent,
+		Cgroups:  a.cgroups,
 	})
 	in.done = in.runner.Done()
 	a.wg.Go(func() { in.runner.Run(ctx) })
 	return in, nil
+}
+
+// cgroupVerdict says whether t can start when cgroups cannot be used: a
+// task with limits may not (blocked), except in --dev, where it runs
+// without them (note).
+func (a *Agent) cgroupVerdict(t *config.Task) (blocked, note string) {
+	if a.cgroups != nil || t.Resources.IsZero() {
+		return "", ""
+	}
+	if a.cfg.Dev {
+		return "", fmt.Sprintf("limits not enforced: %v", a.cgroupErr)
+	}
+	return fmt.Sprintf("needs cgroups for its [resources] limits, but %v (run glmd as root on a host with cgroups, or remove the limits)", a.cgroupErr), ""
 }
 
 // runnerSpec renders t for in with in's ports.
@@ -96,6 +114,7 @@ func (a *Agent) runnerSpec(t *config.Task, in *instance) (supervisor.Spec, error
 		},
 		StopSignal:  t.Stop.Signal,
 		StopTimeout: t.Stop.Timeout,
+		Resources:   t.Resources,
 	}, nil
 }
 

@@ -1,13 +1,10 @@
 package supervisor
 
 import (
-	"bufio"
 	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -45,34 +42,9 @@ func BenchmarkCrashToRestart(b *testing.B) {
 		}
 		cancel()
 		<-r.Done()
-		all = append(all, restartGaps(b, out)...)
+		all = append(all, testenv.ExitToStartGaps(b, out)...)
 	}
 	testenv.ReportQuantiles(b, all, "restart")
-}
-
-// restartGaps pairs each "exit" stamp with the next "start" stamp.
-func restartGaps(b *testing.B, path string) []time.Duration {
-	f, err := os.Open(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	var gaps []time.Duration
-	var lastExit int64
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		what, ns, _ := strings.Cut(sc.Text(), " ")
-		v, _ := strconv.ParseInt(ns, 10, 64)
-		switch what {
-		case "exit":
-			lastExit = v
-		case "start":
-			if lastExit != 0 {
-				gaps = append(gaps, time.Duration(v-lastExit))
-			}
-		}
-	}
-	return gaps
 }
 
 // BenchmarkCrashToRestartFloor is the same measurement for the least any Go
@@ -94,7 +66,7 @@ func BenchmarkCrashToRestartFloor(b *testing.B) {
 			var ws syscall.WaitStatus
 			syscall.Wait4(pid, &ws, 0, nil)
 		}
-		all = append(all, restartGaps(b, out)...)
+		all = append(all, testenv.ExitToStartGaps(b, out)...)
 	}
 	testenv.ReportQuantiles(b, all, "restart")
 }

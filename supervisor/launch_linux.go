@@ -29,8 +29,10 @@ var (
 // environment, stdin from /dev/null. It makes the agent a child subreaper
 // and reaps every child, so it is one per process.
 type OSLauncher struct {
-	reaper  *reaper
-	devNull *os.File
+	reaper         *reaper
+	devNull        *os.File
+	log            *slog.Logger
+	ownOOMScoreAdj int // what workers inherit at fork
 
 	// umaskMu is held for reading by every launch and for writing by a
 	// launch that sets a umask: the umask is process-wide, so the fork
@@ -54,7 +56,11 @@ func NewOSLauncher(log *slog.Logger) (*OSLauncher, error) {
 		if osLauncherErr != nil {
 			return
 		}
-		osLauncherVal = &OSLauncher{reaper: r, devNull: dn}
+		own := 0
+		if b, err := os.ReadFile("/proc/self/oom_score_adj"); err == nil {
+			own, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		}
+		osLauncherVal = &OSLauncher{reaper: r, devNull: dn, log: log, ownOOMScoreAdj: own}
 	})
 	return osLauncherVal, osLauncherErr
 }
@@ -108,17 +114,49 @@ func (l *OSLauncher) Launch(ctx context.Context, c *Command) (Process, error) {
 		l.umaskMu.RLock()
 		defer l.umaskMu.RUnlock()
 	}
+	p := &osProcess{task: c.Task, instance: strconv.Itoa(c.Instance), reaper: l.reaper, group: c.Cgroup, done: make(chan struct{})}
+	if g := c.Cgroup; g != nil {
+		n, err := g.OOMKills()
+		if err != nil {
+			return nil, fmt.Errorf("cgroup %s: read the OOM kill count: %w", g.Name(), err)
+		}
+		p.oomAtStart = n
+	}
 	r := l.reaper
 	r.forkMu.RLock()
-	pid, err := syscall.ForkExec(bin, c.Argv, attr)
+	defer r.forkMu.RUnlock()
+	if g := c.Cgroup; g != nil {
+		p.pid, err = g.Start(func(fd int) (int, error) {
+			if fd >= 0 {
+				attr.Sys.UseCgroupFD, attr.Sys.CgroupFD = true, fd
+			}
+			return syscall.ForkExec(bin, c.Argv, attr)
+		})
+	} else {
+		p.pid, err = syscall.ForkExec(bin, c.Argv, attr)
+	}
 	if err != nil {
-		r.forkMu.RUnlock()
 		return nil, classifyStartError(bin, dir, uname, err)
 	}
-	p := &osProcess{pid: pid, task: c.Task, instance: strconv.Itoa(c.Instance), reaper: r, done: make(chan struct{})}
 	r.register(p)
-	r.forkMu.RUnlock()
+	if err := l.setOOMScoreAdj(p.pid, c.OOMScoreAdj); err != nil {
+		l.log.Warn("set oom_score_adj", "task", c.Task, "instance", c.Instance, "pid", p.pid, "err", err)
+	}
 	return p, nil
+}
+
+// setOOMScoreAdj gives the new process its oom_score_adj. It runs right
+// after exec: the kernel offers no way to set it for a child before, short
+// of changing the agent's own, which would make the agent killable.
+func (l *OSLauncher) setOOMScoreAdj(pid int, want *int) error {
+	v := 0
+	if want != nil {
+		v = *want
+	}
+	if v == l.ownOOMScoreAdj {
+		return nil // inherited already
+	}
+	return os.WriteFile("/proc/"+strconv.Itoa(pid)+"/oom_score_adj", []byte(strconv.Itoa(v)), 0)
 }
 
 // classifyStartError turns a fork/exec errno into an error for the

@@ -46,6 +46,12 @@ type Command struct {
 	Umask    int      // < 0 keeps the agent's umask
 	Stdout   *os.File // write ends the process gets as fd 1 and 2
 	Stderr   *os.File
+	// Cgroup, when set, is the group the process starts in; it then also
+	// decides what "every process of the instance" is.
+	Cgroup Group
+	// OOMScoreAdj is the process's oom_score_adj; nil means 0, so that a
+	// worker never inherits the agent's own (systemd sets it to -1000).
+	OOMScoreAdj *int
 }
 
 // Launcher starts processes. The OS launcher is the real one; tests of the

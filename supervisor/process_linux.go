@@ -16,10 +16,12 @@ import (
 // the instance's GLMD_TASK and GLMD_INSTANCE, or which are still in its
 // process group, with their descendants.
 type osProcess struct {
-	pid      int
-	task     string
-	instance string
-	reaper   *reaper
+	pid        int
+	task       string
+	instance   string
+	reaper     *reaper
+	group      Group  // nil without cgroups
+	oomAtStart uint64 // the group's OOM kill count when the process started
 
 	mu     sync.Mutex // guards status and sent; done is closed once status is set
 	status syscall.WaitStatus
@@ -33,10 +35,20 @@ type osProcess struct {
 func (p *osProcess) PID() int              { return p.pid }
 func (p *osProcess) Done() <-chan struct{} { return p.done }
 
+// Exit classifies how the main process ended. A SIGKILL while the
+// group's OOM kill counter rose is the kernel's OOM killer (notes: on v1 the
+// OOM eventfd also fires on rmdir and failcnt stays 0, so only the counter
+// and the signal together are evidence).
 func (p *osProcess) Exit() Exit {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	return exitFromStatus(p.status)
+	e := exitFromStatus(p.status)
+	p.mu.Unlock()
+	if p.group != nil && e.Signal == "SIGKILL" {
+		if n, err := p.group.OOMKills(); err == nil && n > p.oomAtStart {
+			e.Reason = ReasonOOMKilled
+		}
+	}
+	return e
 }
 
 func (p *osProcess) exited(ws syscall.WaitStatus) {
@@ -77,6 +89,23 @@ func (p *osProcess) Signal(sig syscall.Signal) error {
 	group := again || !sent[-p.pid]
 	sent[-p.pid] = true
 	p.mu.Unlock()
+	if p.group != nil {
+		if sig == syscall.SIGKILL {
+			return p.group.Kill()
+		}
+		pids, err := p.group.Procs()
+		note(err)
+		for _, pid := range pids {
+			p.mu.Lock()
+			skip := sent[pid]
+			sent[pid] = true
+			p.mu.Unlock()
+			if !skip {
+				note(syscall.Kill(pid, sig))
+			}
+		}
+		return first
+	}
 	// The reaper cannot reap the main process while we hold forkMu for
 	// reading, so its pid, which is also the group id, is still ours.
 	p.reaper.forkMu.RLock()
@@ -98,6 +127,21 @@ func (p *osProcess) Signal(sig syscall.Signal) error {
 
 // Remaining lists the live processes of the instance, the main one included.
 func (p *osProcess) Remaining() []int {
+	if p.group != nil {
+		pids, err := p.group.Procs()
+		if err != nil {
+			// Unreadable: assume something is left; the stop keeps
+			// escalating and retrying rather than leaking a process.
+			return []int{-1}
+		}
+		var out []int
+		for _, pid := range pids {
+			if alive(pid) {
+				out = append(out, pid)
+			}
+		}
+		return out
+	}
 	var out []int
 	if p.mainAlive() {
 		out = append(out, p.pid)

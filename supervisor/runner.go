@@ -7,8 +7,11 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/open-autoglm/glmd/internal/resources"
 )
 
 // leftoverPoll bounds how often a stopping instance checks whether the
@@ -26,6 +29,7 @@ type Spec struct {
 	Restart     RestartPolicy
 	StopSignal  syscall.Signal
 	StopTimeout time.Duration
+	Resources   resources.Limits // the instance's cgroup limits; OOMScoreAdj goes to the process
 }
 
 // Event reports one state change of an instance.
@@ -64,6 +68,9 @@ type Options struct {
 	Notify func(Event)
 	// Rand supplies the backoff jitter; nil seeds one at random.
 	Rand *rand.Rand
+	// Cgroups, when set, gives every start a cgroup ("task@N") with the
+	// spec's limits; nil runs workers without.
+	Cgroups Cgroups
 }
 
 // intent says what an instance does once the stop in progress completes.
@@ -91,6 +98,8 @@ type Runner struct {
 	launch  Launcher
 	notify  func(Event)
 	backoff *Backoff
+	cgroups Cgroups
+	group   atomic.Pointer[groupRef] // the open cgroup; read by Stats from other goroutines
 
 	mu     sync.Mutex // guards status
 	status Status
@@ -136,6 +145,7 @@ func NewRunner(spec Spec, o Options) *Runner {
 		launch:  o.Launcher,
 		notify:  notify,
 		backoff: NewBackoff(rnd),
+		cgroups: o.Cgroups,
 		spec:    spec,
 		state:   StatePending,
 		status: Status{
@@ -188,11 +198,29 @@ func (r *Runner) Restart(ctx context.Context) error {
 	return r.send(ctx, command{kind: "restart"}, true)
 }
 
-// Update replaces the spec. Restart and stop settings apply at once; the
-// command applies at the next start.
+// Update replaces the spec. Restart and stop settings and the cgroup
+// limits apply at once; the command at the next start. An error says the
+// limits could not be applied to the running group (the kernel may refuse
+// a memory limit below what the group uses): restart to apply them.
 func (r *Runner) Update(ctx context.Context, spec Spec) error {
-	return r.send(ctx, command{kind: "update", spec: spec}, false)
+	return r.send(ctx, command{kind: "update", spec: spec}, true)
 }
+
+// Stats reads what the instance's cgroup used; false when it has none.
+func (r *Runner) Stats() (resources.Stats, bool) {
+	ref := r.group.Load()
+	if ref == nil {
+		return resources.Stats{}, false
+	}
+	st, err := ref.g.Stats()
+	if err != nil {
+		return resources.Stats{}, false
+	}
+	return st, true
+}
+
+// groupRef boxes a Group for atomic.Pointer.
+type groupRef struct{ g Group }
 
 // Status returns a snapshot of the instance.
 func (r *Runner) Status() Status {
@@ -237,6 +265,13 @@ func (r *Runner) handle(c command) {
 	switch c.kind {
 	case "update":
 		r.spec = c.spec
+		var err error
+		if ref := r.group.Load(); ref != nil {
+			if err = ref.g.Update(c.spec.Resources); err != nil {
+				err = fmt.Errorf("cgroup %s: %w", ref.g.Name(), err)
+			}
+		}
+		c.reply <- err
 	case "start":
 		switch r.state {
 		case StateRunning, StateStarting:
@@ -262,6 +297,7 @@ func (r *Runner) handle(c command) {
 			c.reply <- nil
 		default:
 			r.stopTimer()
+			r.closeGroup()
 			r.setState(StateStopped, "stopped on request", nil)
 			c.reply <- nil
 		}
@@ -285,11 +321,20 @@ func (r *Runner) start(why string) {
 	r.stopTimer()
 	r.setState(StateStarting, why, nil)
 	cmd := r.spec.Command
-	p, err := r.launch.Launch(context.Background(), &cmd)
+	cmd.OOMScoreAdj = r.spec.Resources.OOMScoreAdj
+	var err error
+	if r.cgroups != nil {
+		cmd.Cgroup, err = r.openGroup()
+	}
+	var p Process
+	if err == nil {
+		p, err = r.launch.Launch(context.Background(), &cmd)
+	}
 	now := time.Now()
 	if err != nil {
 		r.log.Warn("start failed", "err", err)
 		if errors.Is(err, ErrPermanent) {
+			r.closeGroup()
 			r.setState(StateFailed, err.Error(), nil)
 			r.replyAll(&r.startWait, err)
 			return
@@ -405,12 +450,36 @@ func (r *Runner) onTimer() {
 	}
 }
 
+// openGroup opens (creates, or updates the limits of) the instance's cgroup.
+func (r *Runner) openGroup() (Group, error) {
+	name := fmt.Sprintf("%s@%d", r.spec.Command.Task, r.spec.Command.Instance)
+	g, err := r.cgroups.Open(context.Background(), name, r.spec.Resources)
+	if err != nil {
+		return nil, fmt.Errorf("cgroup %s: %w", name, err)
+	}
+	r.group.Store(&groupRef{g: g})
+	return g, nil
+}
+
+// closeGroup deletes the instance's cgroup once it has ended for good; a
+// restart reuses it.
+func (r *Runner) closeGroup() {
+	ref := r.group.Swap(nil)
+	if ref == nil {
+		return
+	}
+	if err := ref.g.Delete(); err != nil {
+		r.log.Warn("delete cgroup", "cgroup", ref.g.Name(), "err", err)
+	}
+}
+
 // ended runs once the main process and everything it left are gone.
 func (r *Runner) ended() {
 	r.stopTimer()
 	e := r.exit
 	switch r.intent {
 	case intentStop:
+		r.closeGroup()
 		r.setState(StateStopped, "stopped on request", &e)
 		r.replyAll(&r.stopWait, nil)
 		return
@@ -422,6 +491,7 @@ func (r *Runner) ended() {
 	now := time.Now()
 	p := r.spec.Restart
 	if !p.Wants(e) {
+		r.closeGroup()
 		if e.Success(p.SuccessCodes) {
 			r.setState(StateExited, "finished", &e)
 		} else {
@@ -440,6 +510,7 @@ func (r *Runner) scheduleRestart(started, now time.Time, why string, exit *Exit)
 		why += "; "
 	}
 	if giveUp {
+		r.closeGroup()
 		r.setState(StateFailed, fmt.Sprintf("%sgave up: more than %d restarts within %s (glmctl start to try again)", why, p.Limit, p.Window), exit)
 		return
 	}

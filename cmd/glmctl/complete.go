@@ -56,7 +56,7 @@ func (c *cli) completeTargets(cmd *cobra.Command, args []string, toComplete stri
 func (c *cli) completionStatus(ctx context.Context) ([]api.InstanceStatus, bool) {
 	ctx, cancel := context.WithTimeout(ctx, completionTimeout)
 	defer cancel()
-	rows, err := c.client().Status(ctx)
+	rows, err := c.client().Status(ctx, api.StatusOptions{})
 	if err != nil {
 		// A TAB must not print errors into the command line; cobra's debug
 		// log (BASH_COMP_DEBUG_FILE) keeps the reason.

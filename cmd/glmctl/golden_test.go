@@ -20,6 +20,7 @@ func TestGolden(t *testing.T) {
 		{"status_table", func(b *apitest.Backend) { b.SetStatus(fleet()) }, "", []string{"status"}},
 		{"status_table_filtered", func(b *apitest.Backend) { b.SetStatus(fleet()) }, "", []string{"status", "export", "nope", "batch"}},
 		{"status_empty", nil, "", []string{"status"}},
+		{"status_resources", func(b *apitest.Backend) { b.SetStatus(withUsage(fleet())) }, "", []string{"status", "--resources"}},
 		{"status_json", func(b *apitest.Backend) { b.SetStatus(fleet()[:3]) }, "", []string{"status", "--json"}},
 		{"status_json_empty", nil, "", []string{"status", "--json"}},
 		{"events", func(b *apitest.Backend) {

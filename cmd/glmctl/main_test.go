@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -146,6 +147,22 @@ func fleet() []api.InstanceStatus {
 			Message: "liveness failed 3 times", Kind: "service", File: "worker.toml", Since: t0,
 			StartedAt: ptr(t0.Add(-4*time.Minute - 10*time.Second))},
 	}
+}
+
+// withUsage gives the running instances of rows cgroup usage.
+func withUsage(rows []api.InstanceStatus) []api.InstanceStatus {
+	for i := range rows {
+		switch {
+		case rows[i].Task == "glm-serve" && rows[i].State == "running":
+			rows[i].Cgroup = "glm-serve@" + fmt.Sprint(rows[i].Instance)
+			rows[i].Resources = &api.Usage{CPUSeconds: 12345.6, CPUThrottledSeconds: 3.25, MemoryBytes: 40 << 30,
+				MemoryPeakBytes: 47<<30 + 512<<20, Pids: 213, IOReadBytes: 18 << 30, IOWriteBytes: 1536,
+				CPUs: 8, MemoryMax: 64 << 30, PidsMax: 4096}
+		case rows[i].Task == "worker":
+			rows[i].Resources = &api.Usage{CPUSeconds: 0.4, MemoryBytes: 900, OOMKills: 2}
+		}
+	}
+	return rows
 }
 
 func someEvents() []api.Event {

@@ -17,7 +17,7 @@ import (
 )
 
 func (c *cli) statusCmd() *cobra.Command {
-	var asJSON bool
+	var asJSON, withResources bool
 	cmd := &cobra.Command{
 		Use:   "status [--json] [TASK...]",
 		Short: "Show the state of each task instance",
@@ -27,22 +27,31 @@ A task whose file has errors shows as one row with state "invalid"; it
 keeps running its last good version. STATE "running (not ready)" is a
 running instance whose readiness check does not pass (yet).
 
---json prints the API's array as it is (the format scripts rely on).`,
+--json prints the API's array as it is (the format scripts rely on).
+--resources shows what each instance's cgroup used instead: CPU time,
+memory now and at its peak (with the limit), processes and threads, bytes
+read and written, OOM kills (with --json: the "resources" object).`,
 		ValidArgsFunction: c.completeTasks,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := c.callContext(cmd.Context())
 			defer cancel()
-			rows, err := c.client().Status(ctx)
+			rows, err := c.client().Status(ctx, api.StatusOptions{Resources: withResources})
 			if err != nil {
 				return err
 			}
 			rows, missing := filterTasks(rows, args)
 			out := cmd.OutOrStdout()
-			if asJSON {
+			switch {
+			case asJSON:
 				if err := writeStatusJSON(out, rows); err != nil {
 					return err
 				}
-			} else if len(rows) > 0 || len(missing) == 0 {
+			case len(rows) == 0 && len(missing) > 0:
+			case withResources:
+				if err := writeResourcesTable(out, rows); err != nil {
+					return err
+				}
+			default:
 				if err := writeStatusTable(out, rows, now()); err != nil {
 					return err
 				}
@@ -54,7 +63,66 @@ running instance whose readiness check does not pass (yet).
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the JSON array of the API")
+	cmd.Flags().BoolVarP(&withResources, "resources", "r", false, "show what each instance's cgroup used")
 	return cmd
+}
+
+// writeResourcesTable prints the cgroup usage of each instance; "-" where
+// an instance has no cgroup (not running, or cgroups are off).
+func writeResourcesTable(w io.Writer, rows []api.InstanceStatus) error {
+	if len(rows) == 0 {
+		_, err := fmt.Fprintln(w, "no tasks")
+		return err
+	}
+	rows = slices.Clone(rows)
+	slices.SortStableFunc(rows, func(a, b api.InstanceStatus) int {
+		return cmp.Or(strings.Compare(a.Task, b.Task), cmp.Compare(a.Instance, b.Instance))
+	})
+	tw := clitext.NewTable(w)
+	fmt.Fprintln(tw, "TASK\tINSTANCE\tSTATE\tCPU-TIME\tTHROTTLED\tMEMORY\tPEAK\tPIDS\tIO-READ\tIO-WRITE\tOOM-KILLS")
+	for _, r := range rows {
+		if r.Instance < 0 {
+			continue
+		}
+		u := r.Resources
+		if u == nil {
+			fmt.Fprintf(tw, "%s\t%d\t%s\t-\t-\t-\t-\t-\t-\t-\t-\n", r.Task, r.Instance, stateText(r))
+			continue
+		}
+		cpu := fmt.Sprintf("%.1fs", u.CPUSeconds)
+		if u.CPUs > 0 {
+			cpu += fmt.Sprintf(" (max %g cores)", u.CPUs)
+		}
+		mem := bytesText(u.MemoryBytes)
+		if u.MemoryMax > 0 {
+			mem += "/" + bytesText(uint64(u.MemoryMax))
+		}
+		pids := strconv.FormatUint(u.Pids, 10)
+		if u.PidsMax > 0 {
+			pids += "/" + strconv.FormatInt(u.PidsMax, 10)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%.1fs\t%s\t%s\t%s\t%s\t%s\t%d\n", r.Task, r.Instance, stateText(r),
+			cpu, u.CPUThrottledSeconds, mem, bytesText(u.MemoryPeakBytes), pids,
+			bytesText(u.IOReadBytes), bytesText(u.IOWriteBytes), u.OOMKills)
+	}
+	return tw.Flush()
+}
+
+// bytesText prints a size with a binary unit: 0B, 512KiB, 1.5GiB.
+func bytesText(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return strconv.FormatUint(n, 10) + "B"
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	v := float64(n) / float64(div)
+	s := strconv.FormatFloat(v, 'f', 1, 64)
+	s = strings.TrimSuffix(s, ".0")
+	return s + string("KMGTPE"[exp]) + "iB"
 }
 
 // filterTasks keeps the rows of the named tasks (all rows when none is

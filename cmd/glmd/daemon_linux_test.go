@@ -29,8 +29,8 @@ func TestDaemon_SignalsAndNotify(t *testing.T) {
 	os.MkdirAll(conf, 0o755)
 	sock := filepath.Join(dir, "glmd.sock")
 	cfgFile := filepath.Join(dir, "glmd.toml")
-	os.WriteFile(cfgFile, fmt.Appendf(nil, "node_name = \"e2e\"\nconf_dir = %q\nstate_dir = %q\nlog_dir = %q\nsocket = %q\n[metrics]\nlisten = \"127.0.0.1:0\"\n",
-		conf, filepath.Join(dir, "state"), filepath.Join(dir, "log"), sock), 0o644)
+	os.WriteFile(cfgFile, fmt.Appendf(nil, "node_name = \"e2e\"\nconf_dir = %q\nstate_dir = %q\nlog_dir = %q\nsocket = %q\n[metrics]\nlisten = \"127.0.0.1:0\"\n[cgroup]\nparent = %q\n",
+		conf, filepath.Join(dir, "state"), filepath.Join(dir, "log"), sock, testenv.CgroupParent(t)), 0o644)
 	kids := filepath.Join(dir, "kids")
 	os.WriteFile(filepath.Join(conf, "e2e-tree.toml"), fmt.Appendf(nil,
 		"command = [%q, \"-spawn-setsid\", \"1\", \"-daemonize\", \"1\", \"-children-file\", %q]\ninstances = 2\n", worker, kids), 0o644)
@@ -88,7 +88,7 @@ func TestDaemon_SignalsAndNotify(t *testing.T) {
 	c := api.NewClient(sock)
 	ctx := context.Background()
 	testenv.Eventually(t, 20*time.Second, func() bool {
-		st, err := c.Status(ctx)
+		st, err := c.Status(ctx, api.StatusOptions{})
 		return err == nil && len(st) == 2 && st[0].State == "running" && st[1].State == "running"
 	}, "two running instances")
 	testenv.Eventually(t, 10*time.Second, func() bool { return len(testenv.ReadPids(t, kids)) == 4 }, "grandchildren not started")
@@ -102,7 +102,7 @@ func TestDaemon_SignalsAndNotify(t *testing.T) {
 	}
 	cmd.Process.Signal(syscall.SIGHUP)
 	testenv.Eventually(t, 20*time.Second, func() bool {
-		st, _ := c.Status(ctx)
+		st, _ := c.Status(ctx, api.StatusOptions{})
 		return len(st) == 3
 	}, "extra task not loaded")
 

@@ -194,7 +194,8 @@ func validateCmd(cmd *cobra.Command, f *flags, paths []string) error {
 		fmt.Fprintln(errOut, err)
 		return exitCode(1)
 	}
-	opts := config.LoadOptions{Node: cfg.NodeName, RequireRootOwned: os.Geteuid() == 0}
+	opts := config.LoadOptions{Node: cfg.NodeName, RequireRootOwned: os.Geteuid() == 0,
+		Note: func(n *config.FileError) { fmt.Fprintln(out, "note:", n.Error()) }}
 	var (
 		tasks []*config.Task
 		errs  []*config.FileError

@@ -67,9 +67,13 @@ func (c *Client) Info(ctx context.Context) (AgentInfo, error) {
 }
 
 // Status returns one row per instance and per invalid task.
-func (c *Client) Status(ctx context.Context) ([]InstanceStatus, error) {
+func (c *Client) Status(ctx context.Context, opts StatusOptions) ([]InstanceStatus, error) {
+	var q url.Values
+	if opts.Resources {
+		q = url.Values{"resources": {"1"}}
+	}
 	var st []InstanceStatus
-	if err := c.getJSON(ctx, "/v1/status", nil, &st); err != nil {
+	if err := c.getJSON(ctx, "/v1/status", q, &st); err != nil {
 		return nil, err
 	}
 	return st, nil

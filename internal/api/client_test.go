@@ -37,7 +37,7 @@ func TestClient_Unreachable(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := api.NewClient(tt.socket).Status(context.Background())
+			_, err := api.NewClient(tt.socket).Status(context.Background(), api.StatusOptions{})
 			if err == nil || err.Error() != tt.want {
 				t.Errorf("error = %v\nwant %s", err, tt.want)
 			}

@@ -102,7 +102,7 @@ func TestListen_ReplacesStaleSocket(t *testing.T) {
 			t.Errorf("Serve: %v", err)
 		}
 	}()
-	if _, err := api.NewClient(sock).Status(context.Background()); err != nil {
+	if _, err := api.NewClient(sock).Status(context.Background(), api.StatusOptions{}); err != nil {
 		t.Errorf("new server does not answer: %v", err)
 	}
 }

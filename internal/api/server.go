@@ -19,7 +19,7 @@ type Backend interface {
 	// Info describes the running agent.
 	Info(ctx context.Context) AgentInfo
 	// Status returns one row per instance and one per invalid task.
-	Status(ctx context.Context) []InstanceStatus
+	Status(ctx context.Context, opts StatusOptions) []InstanceStatus
 	// Start starts an instance (-1: every instance of the task) and clears
 	// the failed state.
 	Start(ctx context.Context, task string, instance int) error
@@ -132,7 +132,12 @@ func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
-	st := s.b.Status(r.Context())
+	withResources, err := boolParam(r, "resources")
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	st := s.b.Status(r.Context(), StatusOptions{Resources: withResources})
 	if st == nil {
 		st = []InstanceStatus{}
 	}

@@ -75,7 +75,7 @@ func TestServer_Routes(t *testing.T) {
 		}, "logs glm-serve 1 stderr lines=5 follow=false"},
 		{"events", func() error { return c.Events(ctx, false, func(api.Event) error { return nil }) }, "events follow=false"},
 		{"info", func() error { _, err := c.Info(ctx); return err }, ""},
-		{"status", func() error { _, err := c.Status(ctx); return err }, ""},
+		{"status", func() error { _, err := c.Status(ctx, api.StatusOptions{}); return err }, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -145,7 +145,7 @@ func TestServer_Status_JSON(t *testing.T) {
 			if body != tt.want {
 				t.Errorf("body\n got %s\nwant %s", body, tt.want)
 			}
-			rows, err := api.NewClient(sock).Status(context.Background())
+			rows, err := api.NewClient(sock).Status(context.Background(), api.StatusOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}

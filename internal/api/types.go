@@ -36,6 +36,34 @@ type InstanceStatus struct {
 	StartedAt *time.Time     `json:"started_at,omitempty"` // when the current process started
 	Ports     map[string]int `json:"ports,omitempty"`
 	NextStart *time.Time     `json:"next_start,omitempty"` // in backoff: when the next attempt is due
+	// Cgroup is the instance's cgroup ("task@N") while it has one.
+	Cgroup string `json:"cgroup,omitempty"`
+	// Resources is what the instance's cgroup used; only with
+	// StatusOptions.Resources, and only while the instance has a cgroup.
+	Resources *Usage `json:"resources,omitempty"`
+}
+
+// StatusOptions select what GET /v1/status returns.
+type StatusOptions struct {
+	// Resources adds each instance's cgroup usage (reads a few files per
+	// instance, so it is asked for, not always sent).
+	Resources bool
+}
+
+// Usage is an instance's resource use, read from its cgroup, with the
+// limits it has (0: none).
+type Usage struct {
+	CPUSeconds          float64 `json:"cpu_seconds"`           // CPU time used
+	CPUThrottledSeconds float64 `json:"cpu_throttled_seconds"` // time the CPU limit held it back
+	MemoryBytes         uint64  `json:"memory_bytes"`
+	MemoryPeakBytes     uint64  `json:"memory_peak_bytes"`
+	Pids                uint64  `json:"pids"` // processes and threads
+	IOReadBytes         uint64  `json:"io_read_bytes"`
+	IOWriteBytes        uint64  `json:"io_write_bytes"`
+	OOMKills            uint64  `json:"oom_kills"`
+	CPUs                float64 `json:"cpus_limit,omitempty"`
+	MemoryMax           int64   `json:"memory_max,omitempty"`
+	PidsMax             int64   `json:"pids_max,omitempty"`
 }
 
 // Event is one line of GET /v1/events: a state change of an instance, a
@@ -83,6 +111,9 @@ type AgentInfo struct {
 	StartedAt time.Time `json:"started_at"`
 	ConfDir   string    `json:"conf_dir"`
 	Dev       bool      `json:"dev"`
+	// Cgroups is how workers are confined: "v2", "v1+unified", "v1", or
+	// "off" when cgroups cannot be used.
+	Cgroups string `json:"cgroups,omitempty"`
 }
 
 // LogRequest selects what GET /v1/logs/{task}/{instance} returns.

@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -39,6 +41,7 @@ type Agent struct {
 	LogLevel    string  // log_level: debug, info, warn or error
 	LogFormat   string  // log_format: text or json
 	Metrics     Metrics // [metrics]
+	Cgroup      Cgroup  // [cgroup]
 	Dev         bool    // started with --dev: no root, no Consul, no GPU needed
 }
 
@@ -47,15 +50,34 @@ type Metrics struct {
 	Listen string // host:port of the Prometheus endpoint (/metrics); "" = off
 }
 
-// agentKeys is the schema of glmd.toml. [cgroup], [gpu] and [consul] come
-// with the features that read them.
+// Cgroup is the [cgroup] table of glmd.toml: how the agent puts each
+// instance into a cgroup of its own (docs/cgroups.md).
+type Cgroup struct {
+	Mode string // CgroupAuto, CgroupV1, CgroupV2 or CgroupOff
+	// Parent is the cgroup the agent creates the instances' cgroups under,
+	// as a path below the cgroup mount ("/glmd"); "" = the agent picks
+	// (its own delegated subtree under systemd).
+	Parent string
+}
+
+// Values of [cgroup] mode.
+const (
+	CgroupAuto = "auto" // detect the host's layout: v2, v1, or v1 with a unified twin (hybrid)
+	CgroupV1   = "v1"
+	CgroupV2   = "v2"
+	CgroupOff  = "off" // no cgroups: tasks with resource limits do not start
+)
+
+// agentKeys is the schema of glmd.toml. [gpu] and [consul] come with the
+// features that read them.
 var agentKeys = &keySet{
 	keys: map[string]*keySet{
 		"node_name": nil, "conf_dir": nil, "state_dir": nil, "log_dir": nil,
 		"socket": nil, "socket_group": nil, "log_level": nil, "log_format": nil,
 		"metrics": {keys: map[string]*keySet{"listen": nil}},
+		"cgroup":  {keys: map[string]*keySet{"mode": nil, "parent": nil}},
 	},
-	later: map[string]bool{"cgroup": true, "gpu": true, "consul": true},
+	later: map[string]bool{"gpu": true, "consul": true},
 }
 
 var nodeNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$`)
@@ -76,12 +98,14 @@ func DefaultAgent() *Agent {
 		LogLevel:    "info",
 		LogFormat:   "text",
 		Metrics:     Metrics{Listen: DefaultListen},
+		Cgroup:      Cgroup{Mode: CgroupAuto},
 	}
 }
 
 // DevAgent returns the configuration of `glmd --dev` run in dir: task
 // files in dir/conf.d, state, logs and the socket under dir/.glmd/, no
-// socket group (the agent is not root).
+// socket group (the agent is not root). [cgroup] mode stays "auto": where
+// the agent cannot use cgroups, tasks start without their limits and say so.
 func DevAgent(dir string) *Agent {
 	a := DefaultAgent()
 	hidden := filepath.Join(dir, ".glmd")
@@ -145,6 +169,14 @@ func LoadAgent(path string) (*Agent, error) {
 			a.Metrics.Listen = s
 		}
 	}
+	if _, ok := doc.table("cgroup"); ok {
+		if s, ok := doc.str("cgroup", "mode"); ok {
+			a.Cgroup.Mode = s
+		}
+		if s, ok := doc.str("cgroup", "parent"); ok {
+			a.Cgroup.Parent = s
+		}
+	}
 	a.validate(doc)
 	if len(doc.errs) > 0 {
 		sortFileErrors(doc.errs)
@@ -200,6 +232,41 @@ func (a *Agent) validate(doc *document) {
 			doc.errorAt("metrics.listen", "metrics.listen", err)
 		}
 	}
+	modes := []string{CgroupAuto, CgroupV1, CgroupV2, CgroupOff}
+	if doc.ok("cgroup.mode") && !slices.Contains(modes, a.Cgroup.Mode) {
+		hint := ""
+		if best := closest(a.Cgroup.Mode, modes); best != "" {
+			hint = fmt.Sprintf("did you mean %q? ", best)
+		}
+		doc.errorf("cgroup.mode", "%q is not a cgroup mode (%suse \"auto\", \"v1\", \"v2\" or \"off\")", a.Cgroup.Mode, hint)
+	}
+	if doc.ok("cgroup.parent") && a.Cgroup.Parent != "" {
+		if err := checkCgroupParent(a.Cgroup.Parent); err != nil {
+			doc.errorAt("cgroup.parent", "cgroup.parent", err)
+		}
+	}
+}
+
+// checkCgroupParent accepts a clean absolute cgroup path other than the
+// root: the agent creates and removes cgroups below it, and the root's
+// children belong to the init system.
+func checkCgroupParent(p string) error {
+	const mount = "/sys/fs/cgroup"
+	switch {
+	case p == mount || strings.HasPrefix(p, mount+"/"):
+		return fmt.Errorf("%q is a path in the file system; write the cgroup's path below the cgroup mount, such as \"/glmd\"", p)
+	case !strings.HasPrefix(p, "/"):
+		return fmt.Errorf("%q is not an absolute cgroup path (try %q)", p, path.Clean("/"+p))
+	case slices.Contains(strings.Split(p, "/"), ".."):
+		return fmt.Errorf("%q must not contain \"..\"", p)
+	case path.Clean(p) == "/":
+		return fmt.Errorf("%q is the root cgroup; name a cgroup of glmd's own below it, such as \"/glmd\"", p)
+	case path.Clean(p) != p:
+		return fmt.Errorf("%q is not a clean path (try %q)", p, path.Clean(p))
+	case strings.ContainsFunc(p, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		return fmt.Errorf("%q contains a control character", p)
+	}
+	return nil
 }
 
 // SlogLevel returns the log level as slog's; "info" when unset.

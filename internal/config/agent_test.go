@@ -24,7 +24,7 @@ func TestDefaultAgent(t *testing.T) {
 	want := Agent{
 		NodeName: host, ConfDir: "/etc/glmd/conf.d", StateDir: "/var/lib/glmd", LogDir: "/var/log/glmd",
 		Socket: "/run/glmd/glmd.sock", SocketGroup: "glmd", LogLevel: "info", LogFormat: "text",
-		Metrics: Metrics{Listen: "127.0.0.1:9465"},
+		Metrics: Metrics{Listen: "127.0.0.1:9465"}, Cgroup: Cgroup{Mode: "auto"},
 	}
 	if host == "" {
 		want.NodeName = "localhost"
@@ -55,6 +55,9 @@ func TestDevAgent(t *testing.T) {
 	if a.SocketGroup != "" {
 		t.Errorf("SocketGroup = %q, want none in dev mode", a.SocketGroup)
 	}
+	if a.Cgroup != (Cgroup{Mode: "auto"}) {
+		t.Errorf("Cgroup = %+v, want mode auto: limits apply where the host allows", a.Cgroup)
+	}
 	if err := a.Validate(); err != nil {
 		t.Errorf("dev config does not validate: %v", err)
 	}
@@ -72,6 +75,10 @@ log_format = "json"
 
 [metrics]
 listen = ":9465"
+
+[cgroup]
+mode = "v1"
+parent = "/glmd"
 `)
 	a, err := LoadAgent(p)
 	if err != nil {
@@ -82,6 +89,7 @@ listen = ":9465"
 		File: p, NodeName: "gpu01", ConfDir: filepath.Join(dir, "tasks.d"), StateDir: "/srv/glmd/state",
 		LogDir: filepath.Join(filepath.Dir(dir), "logs"), Socket: "/run/glmd/ctl.sock", SocketGroup: "",
 		LogLevel: "debug", LogFormat: "json", Metrics: Metrics{Listen: ":9465"},
+		Cgroup: Cgroup{Mode: "v1", Parent: "/glmd"},
 	}
 	if *a != want {
 		t.Errorf("LoadAgent = %+v\nwant %+v", *a, want)
@@ -103,6 +111,14 @@ listen = ":9465"
 	if err != nil || a.Metrics.Listen != "" {
 		t.Errorf("listen = \"\": %+v, %v", a, err)
 	}
+
+	// Every mode; parent "" is the agent's choice.
+	for _, mode := range []string{"auto", "v1", "v2", "off"} {
+		a, err = LoadAgent(writeAgent(t, "[cgroup]\nmode = \""+mode+"\"\nparent = \"\"\n"))
+		if err != nil || a.Cgroup != (Cgroup{Mode: mode}) {
+			t.Errorf("mode %q: %+v, %v", mode, a, err)
+		}
+	}
 }
 
 func TestLoadAgent_Errors(t *testing.T) {
@@ -113,6 +129,18 @@ func TestLoadAgent_Errors(t *testing.T) {
 	}{
 		{"unknown key", "node_nam = \"x\"\n", []string{`:1:1: unknown key "node_nam" (did you mean "node_name"?)`}},
 		{"later section", "[consul]\nenabled = true\n", []string{`:1:1: unknown key "consul" (not supported by this version of glmd)`}},
+		{"cgroup key typo", "[cgroup]\nmdoe = \"v2\"\n", []string{`:2:1: unknown key "cgroup.mdoe" (did you mean "cgroup.mode"?)`}},
+		{"cgroup mode", "[cgroup]\nmode = \"v3\"\n", []string{`:2:1: cgroup.mode: "v3" is not a cgroup mode (did you mean "v1"? use "auto", "v1", "v2" or "off")`}},
+		{"cgroup mode case", "cgroup.mode = \"V2\"\n", []string{`:1:1: cgroup.mode: "V2" is not a cgroup mode (did you mean "v2"? use "auto", "v1", "v2" or "off")`}},
+		{"cgroup mode type", "[cgroup]\nmode = false\n", []string{`:2:1: cgroup.mode: must be a string, not a boolean`}},
+		{"cgroup not a table", "cgroup = \"v2\"\n", []string{`:1:1: cgroup: must be a table, not a string (write [cgroup] on a line of its own, then its keys)`}},
+		{"cgroup parent relative", "[cgroup]\nparent = \"glmd\"\n", []string{`:2:1: cgroup.parent: "glmd" is not an absolute cgroup path (try "/glmd")`}},
+		{"cgroup parent root", "[cgroup]\nparent = \"/\"\n", []string{`:2:1: cgroup.parent: "/" is the root cgroup; name a cgroup of glmd's own below it, such as "/glmd"`}},
+		{"cgroup parent root again", "[cgroup]\nparent = \"//\"\n", []string{`:2:1: cgroup.parent: "//" is the root cgroup; name a cgroup of glmd's own below it, such as "/glmd"`}},
+		{"cgroup parent dotdot", "[cgroup]\nparent = \"/glmd/../system.slice\"\n", []string{`:2:1: cgroup.parent: "/glmd/../system.slice" must not contain ".."`}},
+		{"cgroup parent unclean", "[cgroup]\nparent = \"/glmd/\"\n", []string{`:2:1: cgroup.parent: "/glmd/" is not a clean path (try "/glmd")`}},
+		{"cgroup parent mount", "[cgroup]\nparent = \"/sys/fs/cgroup/glmd\"\n", []string{`:2:1: cgroup.parent: "/sys/fs/cgroup/glmd" is a path in the file system; write the cgroup's path below the cgroup mount, such as "/glmd"`}},
+		{"cgroup parent control", "[cgroup]\nparent = \"/glmd\\n\"\n", []string{`:2:1: cgroup.parent: "/glmd\n" contains a control character`}},
 		{"bad level", "log_level = \"verbose\"\n", []string{`:1:1: log_level: "verbose" is not a log level (use "debug", "info", "warn" or "error")`}},
 		{"level typo", "log_level = \"warning\"\n", []string{`:1:1: log_level: "warning" is not a log level (did you mean "warn"? use "debug", "info", "warn" or "error")`}},
 		{"bad format", "log_format = \"jsno\"\n", []string{`:1:1: log_format: "jsno" is not a log format (did you mean "json"? use "text" or "json")`}},
@@ -163,6 +191,25 @@ func TestAgent_SlogLevel(t *testing.T) {
 	for level, want := range map[string]string{"debug": "DEBUG", "info": "INFO", "warn": "WARN", "error": "ERROR", "": "INFO"} {
 		if got := (&Agent{LogLevel: level}).SlogLevel().String(); got != want {
 			t.Errorf("SlogLevel(%q) = %s, want %s", level, got, want)
+		}
+	}
+}
+
+// TestAgent_Validate_Cgroup: a [cgroup] built from flags is checked as a
+// file's would be.
+func TestAgent_Validate_Cgroup(t *testing.T) {
+	a := DefaultAgent()
+	a.Cgroup = Cgroup{Mode: "hybrid", Parent: "glmd"}
+	err := a.Validate()
+	want := `glmd config: cgroup.mode: "hybrid" is not a cgroup mode (use "auto", "v1", "v2" or "off")` + "\n" +
+		`glmd config: cgroup.parent: "glmd" is not an absolute cgroup path (try "/glmd")`
+	if err == nil || err.Error() != want {
+		t.Errorf("Validate() = %v\nwant %s", err, want)
+	}
+	for _, p := range []string{"/glmd", "/system.slice/glmd.service/tasks", "/a b"} {
+		a.Cgroup = Cgroup{Mode: CgroupV2, Parent: p}
+		if err := a.Validate(); err != nil {
+			t.Errorf("parent %q: %v", p, err)
 		}
 	}
 }

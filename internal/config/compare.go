@@ -76,13 +76,30 @@ var fields = []field{
 	{"logs.max_age", false, func(t *Task) any { return t.Logs.MaxAge }},
 	{"logs.rotate_every", false, func(t *Task) any { return t.Logs.RotateEvery }},
 	{"logs.compress", false, func(t *Task) any { return t.Logs.Compress }},
+
+	// The agent updates the cgroups of the running instances (and restarts
+	// them only when that fails).
+	{"resources.cpus", false, func(t *Task) any { return t.Resources.CPUs }},
+	{"resources.cpu_weight", false, func(t *Task) any { return t.Resources.CPUWeight }},
+	{"resources.cpuset_cpus", false, func(t *Task) any { return t.Resources.CpusetCPUs }},
+	{"resources.cpuset_mems", false, func(t *Task) any { return t.Resources.CpusetMems }},
+	{"resources.memory_max", false, func(t *Task) any { return t.Resources.MemoryMax }},
+	{"resources.memory_high", false, func(t *Task) any { return t.Resources.MemoryHigh }},
+	{"resources.memory_swap_max", false, func(t *Task) any { return t.Resources.MemorySwapMax }},
+	{"resources.memory_swap_max", false, func(t *Task) any { return t.Resources.MemorySwapOff }},
+	{"resources.pids_max", false, func(t *Task) any { return t.Resources.PidsMax }},
+	{"resources.io_weight", false, func(t *Task) any { return t.Resources.IOWeight }},
+	{"resources.io", false, func(t *Task) any { return t.Resources.IO }},
+	// The kernel reads oom_score_adj of a process, set when it starts.
+	{"resources.oom_score_adj", true, func(t *Task) any { return t.Resources.OOMScoreAdj }},
 }
 
 // Compare says which keys differ from old to new and whether each change
 // needs a restart: what the process is started with (kind, command, shell,
-// workdir, user, group, umask, env, env files, ports, merge_stderr) does;
-// scaling, enabling, ordering, restart, stop and log rotation settings do
-// not. A different name is a different task; the agent handles a rename as
+// workdir, user, group, umask, env, env files, ports, merge_stderr,
+// resources.oom_score_adj) does; scaling, enabling, ordering, restart, stop
+// and log rotation settings and the other resource limits (applied to the
+// running instances' cgroups) do not. A different name is a different task; the agent handles a rename as
 // remove and add, Compare reports it as a restart.
 func Compare(old, new *Task) Diff {
 	var d Diff
@@ -99,6 +116,7 @@ func Compare(old, new *Task) Diff {
 	sort.Strings(d.Restart)
 	sort.Strings(d.InPlace)
 	d.Restart = slices.Compact(d.Restart) // env_file has two rows
+	d.InPlace = slices.Compact(d.InPlace) // so has resources.memory_swap_max
 	return d
 }
 

@@ -16,7 +16,14 @@ port = 8000
 ports = { metrics = 9100 }
 env = { A = "1" }
 env_file = ["/env/a.env"]
-`, LoadOptions{ReadFile: func(p string) ([]byte, error) { return []byte("X=1\n"), nil }})
+
+[resources]
+oom_score_adj = 100
+
+[[resources.io]]
+device = "/dev/sda"
+read_bps = "100MiB"
+`, LoadOptions{ReadFile: func(p string) ([]byte, error) { return []byte("X=1\n"), nil }, StatDevice: testDevices})
 	task.DependsOn = []string{"db"} // a single file cannot depend on another
 	return task
 }
@@ -58,6 +65,21 @@ func TestCompare(t *testing.T) {
 		{"logs.max_age", false, func(t *Task) { t.Logs.MaxAge = time.Hour }},
 		{"logs.rotate_every", false, func(t *Task) { t.Logs.RotateEvery = time.Hour }},
 		{"logs.compress", false, func(t *Task) { t.Logs.Compress = true }},
+		{"resources.cpus", false, func(t *Task) { t.Resources.CPUs = 0.5 }},
+		{"resources.cpu_weight", false, func(t *Task) { t.Resources.CPUWeight = 200 }},
+		{"resources.cpuset_cpus", false, func(t *Task) { t.Resources.CpusetCPUs = "0-3" }},
+		{"resources.cpuset_mems", false, func(t *Task) { t.Resources.CpusetMems = "0" }},
+		{"resources.memory_max", false, func(t *Task) { t.Resources.MemoryMax = 2 << 30 }},
+		{"resources.memory_high", false, func(t *Task) { t.Resources.MemoryHigh = 1 << 30 }},
+		{"resources.memory_swap_max", false, func(t *Task) { t.Resources.MemorySwapMax = 1 << 30 }},
+		{"resources.memory_swap_max", false, func(t *Task) { t.Resources.MemorySwapOff = true }},
+		{"resources.pids_max", false, func(t *Task) { t.Resources.PidsMax = 100 }},
+		{"resources.io_weight", false, func(t *Task) { t.Resources.IOWeight = 50 }},
+		{"resources.io", false, func(t *Task) { t.Resources.IO[0].WriteBPS = 1 << 20 }},
+		{"resources.io", false, func(t *Task) { t.Resources.IO[0].Minor = 16 }}, // the same path, renumbered
+		{"resources.io", false, func(t *Task) { t.Resources.IO = nil }},
+		{"resources.oom_score_adj", true, func(t *Task) { n := 500; t.Resources.OOMScoreAdj = &n }},
+		{"resources.oom_score_adj", true, func(t *Task) { t.Resources.OOMScoreAdj = nil }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.key, func(t *testing.T) {
@@ -131,8 +153,16 @@ func TestCompare_CoversEveryField(t *testing.T) {
 			f.SetString(f.String() + "x")
 		case reflect.Int, reflect.Int64:
 			f.SetInt(f.Int() + 1)
+		case reflect.Float64:
+			f.SetFloat(f.Float() + 0.5)
 		case reflect.Bool:
 			f.SetBool(!f.Bool())
+		case reflect.Pointer:
+			if f.IsNil() {
+				f.Set(reflect.New(f.Type().Elem()))
+			} else {
+				f.SetZero()
+			}
 		case reflect.Slice:
 			f.Set(reflect.MakeSlice(f.Type(), f.Len()+1, f.Len()+1))
 		case reflect.Map:

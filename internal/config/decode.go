@@ -23,10 +23,10 @@ var taskKeys = &keySet{
 			"max_size": nil, "max_files": nil, "max_age": nil, "rotate_every": nil,
 			"compress": nil, "merge_stderr": nil,
 		}},
+		"resources": resourceKeys,
 	},
 	later: map[string]bool{
-		"resources": true, "gpu": true, "health": true, "service": true,
-		"schedule": true, "timezone": true,
+		"gpu": true, "health": true, "service": true, "schedule": true, "timezone": true,
 	},
 }
 
@@ -37,7 +37,8 @@ type taskFile struct {
 	t    Task
 	// commandString: command was written as one string (only valid with shell).
 	commandString bool
-	envRefs       []envRef // the env files to read, from planEnvFiles
+	envRefs       []envRef     // the env files to read, from planEnvFiles
+	notes         []*FileError // remarks of this load, for LoadOptions.Note
 }
 
 // decode converts the raw TOML values into t, recording a problem for every
@@ -174,6 +175,7 @@ func (f *taskFile) decode() {
 			l.MergeStderr = b
 		}
 	}
+	f.decodeResources()
 }
 
 // decodeCommand accepts an array of strings, or one string (for shell = true).

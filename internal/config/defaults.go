@@ -105,4 +105,7 @@ func (f *taskFile) applyDefaults() {
 	if len(t.DependsOn) == 0 {
 		t.DependsOn = nil
 	}
+	if len(t.Resources.IO) == 0 {
+		t.Resources.IO = nil
+	}
 }

@@ -20,7 +20,7 @@ func TestDocsExample(t *testing.T) {
 	}
 	fsys := fstest.MapFS{"glm-serve.toml": {Data: blocks[0][1]}, "fetch-weights.toml": {Data: blocks[1][1]}}
 	read := func(string) ([]byte, error) { return []byte("HF_TOKEN=x\n"), nil }
-	tasks, errs := LoadTasks(fsys, LoadOptions{Node: "gpu01", ReadFile: read})
+	tasks, errs := LoadTasks(fsys, LoadOptions{Node: "gpu01", ReadFile: read, StatDevice: testDevices})
 	for _, e := range errs {
 		t.Error(e)
 	}

@@ -19,6 +19,9 @@ var (
 	ErrUnknownKey = errors.New("config: unknown key")
 	// ErrSyntax: the file is not valid TOML.
 	ErrSyntax = errors.New("config: syntax error")
+	// ErrNotBlockDevice: a [[resources.io]] device path exists but is no
+	// block device. A LoadOptions.StatDevice of a test may return it.
+	ErrNotBlockDevice = errors.New("config: not a block device")
 )
 
 // FileError is one problem of one config file. Error() reads

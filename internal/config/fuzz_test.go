@@ -29,7 +29,7 @@ func FuzzLoadTask(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fsys := fstest.MapFS{"fuzz.toml": {Data: data, Mode: 0o644}}
-		opts := LoadOptions{Node: "gpu01", Dir: "conf.d", ReadFile: read}
+		opts := LoadOptions{Node: "gpu01", Dir: "conf.d", ReadFile: read, StatDevice: testDevices}
 		tasks, errs := LoadTasks(fsys, opts)
 		// A Loader answers the same, from a parse and from its cache.
 		loader := NewLoader(opts)

@@ -24,6 +24,36 @@ func testEnvFiles(path string) ([]byte, error) {
 	return nil, &fs.PathError{Op: "open", Path: path, Err: fs.ErrNotExist}
 }
 
+// testDevices are the block devices tests see, as StatDevice: two NVMe
+// disks, /dev/sda with two partitions, a device-mapper volume and an md
+// array; /dev/null is a character device, /srv/models a directory;
+// nothing else exists.
+func testDevices(path string) (BlockDevice, error) {
+	devices := map[string]BlockDevice{
+		"/dev/nvme0n1":   {Major: 259, Minor: 0},
+		"/dev/nvme0n1p1": {Major: 259, Minor: 0, Disk: "nvme0n1"},
+		"/dev/nvme1n1":   {Major: 259, Minor: 2},
+		"/dev/sda":       {Major: 8, Minor: 0},
+		"/dev/sda1":      {Major: 8, Minor: 0, Disk: "sda"},
+		"/dev/sda2":      {Major: 8, Minor: 0, Disk: "sda"},
+		"/dev/sdb":       {Major: 8, Minor: 16},
+		"/dev/dm-0":      {Major: 253, Minor: 0},
+		"/dev/md0":       {Major: 9, Minor: 0},
+		// A link, as udev makes them.
+		"/dev/disk/by-id/nvme-glm-models": {Major: 259, Minor: 2},
+	}
+	if d, ok := devices[path]; ok {
+		return d, nil
+	}
+	switch path {
+	case "/dev/null":
+		return BlockDevice{}, &notBlockDeviceError{mode: fs.ModeDevice | fs.ModeCharDevice | 0o666}
+	case "/srv/models":
+		return BlockDevice{}, &notBlockDeviceError{mode: fs.ModeDir | 0o755}
+	}
+	return BlockDevice{}, &fs.PathError{Op: "stat", Path: path, Err: fs.ErrNotExist}
+}
+
 // loadCase loads one testdata file as the only file of a conf.d.
 func loadCase(t *testing.T, path string) ([]*Task, []*FileError) {
 	t.Helper()
@@ -32,7 +62,7 @@ func loadCase(t *testing.T, path string) ([]*Task, []*FileError) {
 		t.Fatal(err)
 	}
 	fsys := fstest.MapFS{filepath.Base(path): {Data: data, Mode: 0o644}}
-	return LoadTasks(fsys, LoadOptions{Node: "gpu01", Dir: "conf.d", ReadFile: testEnvFiles})
+	return LoadTasks(fsys, LoadOptions{Node: "gpu01", Dir: "conf.d", ReadFile: testEnvFiles, StatDevice: testDevices})
 }
 
 func checkGolden(t *testing.T, path string, got []byte) {
@@ -156,6 +186,31 @@ type taskView struct {
 		Compress    bool   `json:"compress"`
 		MergeStderr bool   `json:"merge_stderr"`
 	} `json:"logs"`
+	Resources resourcesView `json:"resources"`
+}
+
+// resourcesView shows the limits a file set, and no others.
+type resourcesView struct {
+	CPUs          float64  `json:"cpus,omitempty"`
+	CPUWeight     int      `json:"cpu_weight,omitempty"`
+	CpusetCPUs    string   `json:"cpuset_cpus,omitempty"`
+	CpusetMems    string   `json:"cpuset_mems,omitempty"`
+	MemoryMax     int64    `json:"memory_max,omitempty"`
+	MemoryHigh    int64    `json:"memory_high,omitempty"`
+	MemorySwapMax *int64   `json:"memory_swap_max,omitempty"` // 0: no swap
+	PidsMax       int64    `json:"pids_max,omitempty"`
+	IOWeight      int      `json:"io_weight,omitempty"`
+	IO            []ioView `json:"io,omitempty"`
+	OOMScoreAdj   *int     `json:"oom_score_adj,omitempty"`
+}
+
+type ioView struct {
+	Device    string `json:"device"`
+	Limited   string `json:"limited"` // MAJOR:MINOR
+	ReadBPS   uint64 `json:"read_bps,omitempty"`
+	WriteBPS  uint64 `json:"write_bps,omitempty"`
+	ReadIOPS  uint64 `json:"read_iops,omitempty"`
+	WriteIOPS uint64 `json:"write_iops,omitempty"`
 }
 
 func viewTask(t *Task) taskView {
@@ -183,5 +238,20 @@ func viewTask(t *Task) taskView {
 	l := t.Logs
 	v.Logs.MaxSize, v.Logs.MaxFiles, v.Logs.MaxAge, v.Logs.RotateEvery = l.MaxSize, l.MaxFiles, shortDuration(l.MaxAge), shortDuration(l.RotateEvery)
 	v.Logs.Compress, v.Logs.MergeStderr = l.Compress, l.MergeStderr
+	res := t.Resources
+	v.Resources = resourcesView{
+		CPUs: res.CPUs, CPUWeight: res.CPUWeight, CpusetCPUs: res.CpusetCPUs, CpusetMems: res.CpusetMems,
+		MemoryMax: res.MemoryMax, MemoryHigh: res.MemoryHigh, PidsMax: res.PidsMax, IOWeight: res.IOWeight,
+		OOMScoreAdj: res.OOMScoreAdj,
+	}
+	if res.MemorySwapMax != 0 || res.MemorySwapOff {
+		v.Resources.MemorySwapMax = &res.MemorySwapMax
+	}
+	for _, d := range res.IO {
+		v.Resources.IO = append(v.Resources.IO, ioView{
+			Device: d.Path, Limited: fmt.Sprintf("%d:%d", d.Major, d.Minor),
+			ReadBPS: d.ReadBPS, WriteBPS: d.WriteBPS, ReadIOPS: d.ReadIOPS, WriteIOPS: d.WriteIOPS,
+		})
+	}
 	return v
 }

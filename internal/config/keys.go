@@ -13,9 +13,17 @@ import (
 type keySet struct {
 	keys map[string]*keySet // a nil entry is a value, not a table
 	free bool               // any key may appear (env, ports); the decoder checks names and values
+	// array: the key holds an array of tables ([[resources.io]]) whose
+	// entries have these keys. The decoder checks them, so that an error can
+	// name the entry ("resources.io[1].read_bps"); checkKeys stops there.
+	array bool
 	// later names keys that a later version of glmd will know, so that a
 	// file written for it fails with a clear word instead of a typo hint.
 	later map[string]bool
+	// alias maps names other tools use for a key (systemd, Docker), squashed
+	// (see squash), to ours: too far from ours for a typo hint, too common
+	// to leave without one.
+	alias map[string]string
 }
 
 // checkKeys reports every key the schema does not know, in document order.
@@ -34,11 +42,11 @@ func (d *document) checkKeys(root *keySet) {
 				name := k[:i+1].String()
 				if !reported[name] {
 					reported[name] = true
-					d.errorAt(name, "", &unknownKeyError{key: name, hint: keyHint(root, ks, k[:i], part)})
+					d.errorAt(name, "", &unknownKeyError{key: name, hint: keyHint(root, ks, k[:i].String(), part)})
 				}
 				break
 			}
-			if sub == nil {
+			if sub == nil || sub.array {
 				break
 			}
 			ks = sub
@@ -46,13 +54,18 @@ func (d *document) checkKeys(root *keySet) {
 	}
 }
 
-// keyHint suggests the key the writer probably meant.
-func keyHint(root, table *keySet, parent toml.Key, part string) string {
+// keyHint suggests the key the writer probably meant. parent is the
+// dotted name of table as the error shows it ("" at the top,
+// "resources.io[0]" in an array entry).
+func keyHint(root, table *keySet, parent, part string) string {
 	if table.later[part] {
 		return "not supported by this version of glmd"
 	}
+	if best, ok := table.alias[squash(part)]; ok {
+		return fmt.Sprintf("did you mean %q?", joinKey(parent, best))
+	}
 	if best := closest(part, sortedKeys(table.keys)); best != "" {
-		return fmt.Sprintf("did you mean %q?", append(append(toml.Key{}, parent...), best).String())
+		return fmt.Sprintf("did you mean %q?", joinKey(parent, best))
 	}
 	// A table and key run together: restart_policy for restart.policy.
 	for i := range len(part) {
@@ -61,19 +74,24 @@ func keyHint(root, table *keySet, parent toml.Key, part string) string {
 		}
 		if sub := table.keys[part[:i]]; sub != nil {
 			if _, ok := sub.keys[part[i+1:]]; ok {
-				k := append(append(toml.Key{}, parent...), part[:i], part[i+1:])
-				return fmt.Sprintf("did you mean %q? it belongs in [%s]", k.String(), k[:len(k)-1].String())
+				t := joinKey(parent, part[:i])
+				return fmt.Sprintf("did you mean %q? it belongs in %s", joinKey(t, part[i+1:]), tableHeader(t, sub.array))
 			}
 		}
 	}
-	// A key of another table written in the wrong place, e.g. delay at the top.
-	var elsewhere []string
+	// A key of another table written in the wrong place, e.g. delay at the
+	// top, or cpus after [[resources.io]] (where it belongs to the entry).
+	type place struct {
+		table string // dotted; "" = the top of the file
+		array bool
+	}
+	var elsewhere []place
 	var walk func(ks *keySet, at toml.Key)
 	walk = func(ks *keySet, at toml.Key) {
 		for name, sub := range ks.keys {
 			k := append(append(toml.Key{}, at...), name)
 			if name == part && ks != table {
-				elsewhere = append(elsewhere, k.String())
+				elsewhere = append(elsewhere, place{at.String(), ks.array})
 			}
 			if sub != nil && !sub.free {
 				walk(sub, k)
@@ -81,15 +99,38 @@ func keyHint(root, table *keySet, parent toml.Key, part string) string {
 		}
 	}
 	walk(root, nil)
-	sort.Strings(elsewhere)
+	sort.Slice(elsewhere, func(i, j int) bool { return elsewhere[i].table < elsewhere[j].table })
 	if len(elsewhere) > 0 {
-		k := elsewhere[0]
-		if dot := strings.LastIndexByte(k, '.'); dot > 0 {
-			return fmt.Sprintf("did you mean %q? it belongs in [%s]", k, k[:dot])
+		p := elsewhere[0]
+		k := joinKey(p.table, part)
+		if entry, _, isEntry := strings.Cut(parent, "["); isEntry && (entry == p.table || strings.HasPrefix(entry, p.table+".")) {
+			// TOML puts every key after [[x]] into that entry of x.
+			return fmt.Sprintf("did you mean %q? it belongs in %s, before the first [[%s]]: the keys after [[%s]] belong to its entry",
+				k, tableHeader(p.table, p.array), entry, entry)
+		}
+		if p.table != "" {
+			return fmt.Sprintf("did you mean %q? it belongs in %s", k, tableHeader(p.table, p.array))
 		}
 		return fmt.Sprintf("did you mean %q? it belongs at the top of the file, before any [table]", k)
 	}
 	return ""
+}
+
+// joinKey appends one key to a dotted key as written in errors.
+func joinKey(parent, name string) string {
+	k := toml.Key{name}.String()
+	if parent == "" {
+		return k
+	}
+	return parent + "." + k
+}
+
+// tableHeader is how the table is opened in a file: [restart] or [[resources.io]].
+func tableHeader(table string, array bool) string {
+	if array {
+		return "[[" + table + "]]"
+	}
+	return "[" + table + "]"
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -28,6 +28,15 @@ type LoadOptions struct {
 	// Dir is put before file names in errors, e.g. "/etc/glmd/conf.d";
 	// "" shows the names as they are in the fs.FS. LoadFiles ignores it.
 	Dir string
+	// StatDevice resolves the device path of a [[resources.io]] entry;
+	// nil = this host's /dev and /sys. It may return an error satisfying
+	// errors.Is with fs.ErrNotExist or ErrNotBlockDevice.
+	StatDevice func(path string) (BlockDevice, error)
+	// Note, when set, receives remarks about a valid file that are not
+	// problems (a partition whose IO limits apply to its whole disk), as
+	// *FileError values, in file order. Like device lookups, notes come on
+	// every load, not once per file; a file with errors gets no notes.
+	Note func(*FileError)
 }
 
 // source is one task file as read, before parsing.
@@ -175,13 +184,16 @@ func readOpen(f fs.File) (fs.FileInfo, []byte, error) {
 // that load may change: env files and the checks between files add errors.
 func load(srcs []source, opts LoadOptions, prepare func(source) *loaded) ([]*Task, []*FileError) {
 	env := &envReader{read: opts.ReadFile, checkOwner: opts.RequireRootOwned && opts.ReadFile == nil, cache: map[string]envResult{}}
+	devs := newDeviceReader(opts.StatDevice)
 	files := make([]*loaded, len(srcs))
 	for i, s := range srcs {
 		l := prepare(s)
 		if l.f != nil {
-			// Env files can change without the task file changing, so
-			// they are read on every load, never cached with the file.
+			// Env files and devices can change without the task file
+			// changing, so they are read on every load, never cached
+			// with the file.
 			l.f.loadEnvFiles(env)
+			l.f.loadDevices(devs)
 		}
 		files[i] = l
 	}
@@ -198,6 +210,11 @@ func load(srcs []source, opts LoadOptions, prepare func(source) *loaded) ([]*Tas
 		if len(l.f.errs) == 0 {
 			t := l.f.t
 			tasks = append(tasks, &t)
+			if opts.Note != nil {
+				for _, n := range l.f.notes {
+					opts.Note(n)
+				}
+			}
 		}
 	}
 	slices.SortFunc(tasks, func(a, b *Task) int { return strings.Compare(a.Name, b.Name) })

@@ -16,9 +16,9 @@ import (
 // What a task file decides on its own (syntax, decode, defaults, validation
 // including its templates, the ownership check) is cached by file name,
 // content, owner and mode. What can change while the task file stays the
-// same is done again on every Load: env files are read and parsed, and the
-// checks between files (duplicate names, unknown dependencies, cycles) run
-// over all files.
+// same is done again on every Load: env files are read and parsed, the
+// devices of [[resources.io]] are looked up, and the checks between files
+// (duplicate names, unknown dependencies, cycles) run over all files.
 //
 // Every Load returns new values: no map, slice or *FileError it returns is
 // shared with the cache or with what an earlier Load returned, so a caller
@@ -148,5 +148,10 @@ func cloneTask(t *Task) Task {
 	c.DependsOn = slices.Clone(t.DependsOn)
 	c.Ports = maps.Clone(t.Ports)
 	c.Restart.SuccessCodes = slices.Clone(t.Restart.SuccessCodes)
+	c.Resources.IO = slices.Clone(t.Resources.IO)
+	if t.Resources.OOMScoreAdj != nil {
+		n := *t.Resources.OOMScoreAdj
+		c.Resources.OOMScoreAdj = &n
+	}
 	return c
 }

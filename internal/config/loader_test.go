@@ -57,7 +57,7 @@ func testdataFS(t testing.TB) fstest.MapFS {
 }
 
 func TestLoader_Testdata(t *testing.T) {
-	opts := LoadOptions{Node: "gpu01", Dir: "conf.d", ReadFile: testEnvFiles}
+	opts := LoadOptions{Node: "gpu01", Dir: "conf.d", ReadFile: testEnvFiles, StatDevice: testDevices}
 	all := testdataFS(t)
 	// One Loader for all cases, so that each case also drops the files of
 	// the one before.
@@ -105,7 +105,14 @@ func TestLoader_Edits(t *testing.T) {
 		}
 		return nil, fsNotExist(p)
 	}
-	opts := LoadOptions{Node: "gpu01", Dir: "conf.d", ReadFile: read}
+	devices := map[string]BlockDevice{}
+	stat := func(p string) (BlockDevice, error) {
+		if d, ok := devices[p]; ok {
+			return d, nil
+		}
+		return BlockDevice{}, fsNotExist(p)
+	}
+	opts := LoadOptions{Node: "gpu01", Dir: "conf.d", ReadFile: read, StatDevice: stat}
 	const (
 		api = sleep + `depends_on = ["db"]` + "\n"
 		db  = sleep + `env_file = ["/env/db.env"]` + "\n"
@@ -315,6 +322,44 @@ func TestLoader_Edits(t *testing.T) {
 				}
 			},
 		},
+		{
+			name: "a task limits IO on a disk that is not there",
+			edit: func() {
+				fsys["io.toml"] = file(sleep + "[[resources.io]]\ndevice = \"/dev/nvme5n1\"\nwrite_bps = \"10MiB\"\n")
+			},
+			reparsed: []string{"io.toml"},
+			check: func(t *testing.T, tasks, _ []*Task, errs []*FileError) {
+				if byName(tasks, "io") != nil || !hasError(errs, "conf.d/io.toml:3:1: resources.io[0].device: /dev/nvme5n1: no such device") {
+					t.Errorf("tasks %q, errors %q: want io refused", taskNames(tasks), errorLines(errs))
+				}
+			},
+		},
+		{
+			name: "the disk appears, the task file does not change",
+			edit: func() { devices["/dev/nvme5n1"] = BlockDevice{Major: 259, Minor: 4} },
+			check: func(t *testing.T, tasks, _ []*Task, errs []*FileError) {
+				io := byName(tasks, "io")
+				if io == nil || len(errs) > 0 {
+					t.Fatalf("tasks %q, errors %q: want io", taskNames(tasks), errorLines(errs))
+				}
+				if d := io.Resources.IO[0]; d.Major != 259 || d.Minor != 4 {
+					t.Errorf("device %d:%d, want 259:4", d.Major, d.Minor)
+				}
+			},
+		},
+		{
+			name: "the disk is renumbered",
+			edit: func() { devices["/dev/nvme5n1"] = BlockDevice{Major: 259, Minor: 6} },
+			check: func(t *testing.T, tasks, prev []*Task, errs []*FileError) {
+				now, before := byName(tasks, "io"), byName(prev, "io")
+				if now == nil || before == nil {
+					t.Fatalf("io missing: now %v, before %v", now, before)
+				}
+				if d := Compare(before, now); !slices.Equal(d.InPlace, []string{"resources.io"}) || len(d.Restart) > 0 {
+					t.Errorf("Compare = %+v, want resources.io in place", d)
+				}
+			},
+		},
 	}
 
 	loader := NewLoader(opts)
@@ -372,7 +417,7 @@ func checkCacheIntact(t *testing.T, loader *Loader) {
 // TestLoader_CallerChangesResults changes everything a Load returned, as a
 // careless caller might; the next Load must not see any of it.
 func TestLoader_CallerChangesResults(t *testing.T) {
-	opts := LoadOptions{Node: "gpu01", Dir: "conf.d", ReadFile: testEnvFiles}
+	opts := LoadOptions{Node: "gpu01", Dir: "conf.d", ReadFile: testEnvFiles, StatDevice: testDevices}
 	fsys := testdataFS(t)
 	wantTasks, wantErrs := LoadTasks(fsys, opts)
 	loader := NewLoader(opts)
@@ -431,6 +476,14 @@ func scribble(v reflect.Value) {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		if v.CanSet() {
 			v.SetInt(v.Int() + 7)
+		}
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		if v.CanSet() {
+			v.SetUint(v.Uint() + 7)
+		}
+	case reflect.Float32, reflect.Float64:
+		if v.CanSet() {
+			v.SetFloat(v.Float() + 7)
 		}
 	case reflect.Bool:
 		if v.CanSet() {
@@ -512,6 +565,10 @@ func fill(v reflect.Value) {
 		v.SetString("x")
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		v.SetInt(1)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		v.SetUint(1)
+	case reflect.Float32, reflect.Float64:
+		v.SetFloat(1)
 	case reflect.Bool:
 		v.SetBool(true)
 	}
@@ -554,7 +611,7 @@ func glmServeDir(b *testing.B) fstest.MapFS {
 // changed, the common case; compare BenchmarkLoadTasks, which parses all 100.
 func BenchmarkLoader_OneChangedOf100(b *testing.B) {
 	fsys := glmServeDir(b)
-	loader := NewLoader(LoadOptions{Node: "gpu01", ReadFile: testEnvFiles})
+	loader := NewLoader(LoadOptions{Node: "gpu01", ReadFile: testEnvFiles, StatDevice: testDevices})
 	loader.Load(fsys)
 	base := fsys["t042.toml"].Data
 	n := 0
@@ -572,7 +629,7 @@ func BenchmarkLoader_OneChangedOf100(b *testing.B) {
 // the checks between files, no parsing.
 func BenchmarkLoader_NoneChangedOf100(b *testing.B) {
 	fsys := glmServeDir(b)
-	loader := NewLoader(LoadOptions{Node: "gpu01", ReadFile: testEnvFiles})
+	loader := NewLoader(LoadOptions{Node: "gpu01", ReadFile: testEnvFiles, StatDevice: testDevices})
 	loader.Load(fsys)
 	for b.Loop() {
 		tasks, errs := loader.Load(fsys)

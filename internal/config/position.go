@@ -17,8 +17,11 @@ type position struct{ Line, Col int }
 // errors, so a small scanner walks the (already parsed, hence valid) text:
 // a key points at its first character, a table at the "[" of its header.
 // Keys inside arrays are not recorded; the first definition of a key wins.
+// An entry of an array of tables is recorded twice: as "a.b" (the first
+// entry) and with its index, "a.b[1]" and "a.b[1].key", so that an error can
+// point at the entry it is about.
 func locateKeys(src []byte) map[string]position {
-	s := &keyScanner{src: src, line: 1, found: make(map[string]position)}
+	s := &keyScanner{src: src, line: 1, found: make(map[string]position), entries: map[string]int{}}
 	s.document()
 	return s.found
 }
@@ -29,6 +32,8 @@ type keyScanner struct {
 	line      int // line of src[i]
 	lineStart int // offset of the first byte of that line
 	found     map[string]position
+	entries   map[string]int // [[x]] headers seen so far, by x
+	entry     string         // "x[n]" while in the n-th [[x]]; "" otherwise
 }
 
 func (s *keyScanner) eof() bool { return s.i >= len(s.src) }
@@ -63,10 +68,13 @@ func (s *keyScanner) pos() position {
 func (s *keyScanner) record(k toml.Key, p position) {
 	// Dotted keys define their parent tables implicitly, at the same place.
 	for n := 1; n <= len(k); n++ {
-		name := k[:n].String()
-		if _, ok := s.found[name]; !ok {
-			s.found[name] = p
-		}
+		s.recordName(k[:n].String(), p)
+	}
+}
+
+func (s *keyScanner) recordName(name string, p position) {
+	if _, ok := s.found[name]; !ok {
+		s.found[name] = p
 	}
 }
 
@@ -108,16 +116,30 @@ func (s *keyScanner) document() {
 		case c == '[':
 			p := s.pos()
 			s.next()
-			if s.peek() == '[' {
+			array := s.peek() == '['
+			if array {
 				s.next()
 			}
 			table = s.key()
 			s.record(table, p)
+			s.entry = ""
+			if array {
+				name := table.String()
+				s.entry = name + "[" + strconv.Itoa(s.entries[name]) + "]"
+				s.entries[name]++
+				s.recordName(s.entry, p)
+			}
 			s.skipToEOL()
 		case isBareKeyChar(c) || c == '"' || c == '\'':
 			p := s.pos()
-			k := append(append(toml.Key{}, table...), s.key()...)
+			sub := s.key()
+			k := append(append(toml.Key{}, table...), sub...)
 			s.record(k, p)
+			if s.entry != "" {
+				for n := 1; n <= len(sub); n++ {
+					s.recordName(s.entry+"."+sub[:n].String(), p)
+				}
+			}
 			s.skipBlanks()
 			if s.peek() == '=' {
 				s.next()

@@ -47,6 +47,10 @@ after = 1
 		"restart.delay":           {17, 3},
 		"arr":                     {18, 1},
 		"arr.x":                   {19, 1},
+		"arr[0]":                  {18, 1},
+		"arr[0].x":                {19, 1},
+		"arr[1]":                  {20, 1},
+		"arr[1].x":                {21, 1},
 		`"odd table"`:             {22, 1},
 		`"odd table".inner`:       {22, 1},
 		`"odd table".inner.o`:     {23, 1},
@@ -60,7 +64,7 @@ after = 1
 			t.Errorf("%s at %v, want %v", k, got[k], p)
 		}
 	}
-	for _, k := range []string{"multi", "not", "not.a.table", "x = 1"} {
+	for _, k := range []string{"multi", "not", "not.a.table", "x = 1", "arr[2]", `"odd table".inner[0]`, `"odd table"[0].inner.o`} {
 		if p, ok := got[k]; ok {
 			t.Errorf("%q inside a string found as a key at %v", k, p)
 		}

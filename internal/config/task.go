@@ -7,6 +7,8 @@ package config
 import (
 	"syscall"
 	"time"
+
+	"github.com/open-autoglm/glmd/internal/resources"
 )
 
 // Kind says how a task's process is expected to end.
@@ -66,6 +68,10 @@ type Task struct {
 	Restart Restart
 	Stop    Stop
 	Logs    Logs
+	// Resources is the [resources] table. Each IO entry's Major and Minor
+	// are those of the device as it was when the file was loaded (the
+	// whole disk for a partition); a renumbered device is a changed spec.
+	Resources resources.Limits
 }
 
 // EnvFile is one entry of env_file.

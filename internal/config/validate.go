@@ -73,6 +73,7 @@ func (f *taskFile) validate(node string) {
 		f.errorf("stop.timeout", "must not be negative")
 	}
 	f.validateLogs()
+	f.validateResources()
 	f.validateTemplates(node)
 }
 

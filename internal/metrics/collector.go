@@ -64,6 +64,7 @@ func newCollector(src Source, version, commit string, now func() time.Time, log 
 		parts: []part{
 			{"instances", instanceCollector{}},
 			{"logs", logCollector{}},
+			{"cgroups", cgroupCollector{}},
 			{"agent", agentCollector{}},
 		},
 	}

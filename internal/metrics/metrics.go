@@ -17,6 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/open-autoglm/glmd/internal/resources"
 )
 
 // Instance is what the metrics need to know about one task instance.
@@ -34,6 +36,8 @@ type Instance struct {
 	// StartedAt is when the running process started; zero when there is none.
 	StartedAt time.Time
 	Logs      []LogStream
+	// Resources is what the instance's cgroup used; nil when it has none.
+	Resources *resources.Stats
 }
 
 // LogStream is the counters of one of an instance's output streams.

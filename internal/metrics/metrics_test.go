@@ -17,6 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/goleak"
+
+	"github.com/open-autoglm/glmd/internal/resources"
 )
 
 func TestMain(m *testing.M) {
@@ -70,6 +72,8 @@ var (
 			{Stream: "stdout", Bytes: 1024, Rotations: 10},
 			{Stream: "stderr", Bytes: 2048, Rotations: 5, DroppedBytes: 100, DroppedLines: 2},
 		},
+		Resources: &resources.Stats{CPU: 90 * time.Second, CPUThrottled: 1500 * time.Millisecond, NrThrottled: 15,
+			MemoryCurrent: 1 << 30, MemoryPeak: 3 << 29, Pids: 12, IOReadBytes: 4096, IOWriteBytes: 8192, OOMKills: 1},
 	}
 	batch1 = Instance{
 		Task: "batch", Instance: 1, State: "failed", Restarts: 5,
@@ -153,7 +157,10 @@ var (
 	instanceNames = []string{"glmd_instance_state", "glmd_instance_ready", "glmd_instance_restarts_total", "glmd_instance_exits_total", "glmd_instance_uptime_seconds"}
 	logNames      = []string{"glmd_log_bytes_total", "glmd_log_rotations_total", "glmd_log_dropped_bytes_total", "glmd_log_dropped_lines_total"}
 	agentNames    = []string{"glmd_reloads_total", "glmd_task_file_invalid", "glmd_tasks"}
-	allNames      = slices.Concat(instanceNames, logNames, agentNames, []string{"glmd_build_info", "glmd_scrape_collector_success"})
+	cgroupNames   = []string{"glmd_instance_cpu_seconds_total", "glmd_instance_cpu_throttled_seconds_total", "glmd_instance_memory_bytes",
+		"glmd_instance_memory_peak_bytes", "glmd_instance_pids", "glmd_instance_io_read_bytes_total", "glmd_instance_io_write_bytes_total",
+		"glmd_instance_oom_kills_total"}
+	allNames = slices.Concat(instanceNames, logNames, agentNames, cgroupNames, []string{"glmd_build_info", "glmd_scrape_collector_success"})
 )
 
 func TestCollector_Exposition(t *testing.T) {
@@ -174,6 +181,37 @@ func TestCollector_Exposition(t *testing.T) {
 			src:   &fakeSource{instances: []Instance{serve0, batch1}},
 			names: logNames,
 			want:  serve0Logs,
+		},
+		{
+			name:  "cgroups, only for instances that have one",
+			src:   &fakeSource{instances: []Instance{serve0, batch1}},
+			names: cgroupNames,
+			want: `
+# HELP glmd_instance_cpu_seconds_total CPU time a task instance's cgroup used.
+# TYPE glmd_instance_cpu_seconds_total counter
+glmd_instance_cpu_seconds_total{instance="0",task="glm-serve"} 90
+# HELP glmd_instance_cpu_throttled_seconds_total Time the CPU limit held a task instance back.
+# TYPE glmd_instance_cpu_throttled_seconds_total counter
+glmd_instance_cpu_throttled_seconds_total{instance="0",task="glm-serve"} 1.5
+# HELP glmd_instance_io_read_bytes_total Bytes a task instance's cgroup read from block devices.
+# TYPE glmd_instance_io_read_bytes_total counter
+glmd_instance_io_read_bytes_total{instance="0",task="glm-serve"} 4096
+# HELP glmd_instance_io_write_bytes_total Bytes a task instance's cgroup wrote to block devices.
+# TYPE glmd_instance_io_write_bytes_total counter
+glmd_instance_io_write_bytes_total{instance="0",task="glm-serve"} 8192
+# HELP glmd_instance_memory_bytes Memory a task instance's cgroup uses now.
+# TYPE glmd_instance_memory_bytes gauge
+glmd_instance_memory_bytes{instance="0",task="glm-serve"} 1.073741824e+09
+# HELP glmd_instance_memory_peak_bytes Most memory a task instance's cgroup used at once.
+# TYPE glmd_instance_memory_peak_bytes gauge
+glmd_instance_memory_peak_bytes{instance="0",task="glm-serve"} 1.610612736e+09
+# HELP glmd_instance_oom_kills_total Processes the kernel's OOM killer ended in a task instance's cgroup.
+# TYPE glmd_instance_oom_kills_total counter
+glmd_instance_oom_kills_total{instance="0",task="glm-serve"} 1
+# HELP glmd_instance_pids Processes and threads in a task instance's cgroup.
+# TYPE glmd_instance_pids gauge
+glmd_instance_pids{instance="0",task="glm-serve"} 12
+`,
 		},
 		{
 			name: "unknown state and exit reason still show",
@@ -243,6 +281,7 @@ glmd_reloads_total{result="ok"} 0
 # HELP glmd_scrape_collector_success Whether a glmd collector read its part of the state during this scrape (1) or failed (0).
 # TYPE glmd_scrape_collector_success gauge
 glmd_scrape_collector_success{collector="agent"} 1
+glmd_scrape_collector_success{collector="cgroups"} 1
 glmd_scrape_collector_success{collector="instances"} 1
 glmd_scrape_collector_success{collector="logs"} 1
 # HELP glmd_tasks Tasks loaded.
@@ -273,7 +312,7 @@ func TestCollector_RemovedInstanceDisappears(t *testing.T) {
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "glmd_instance_state"); err != nil {
 		t.Error(err)
 	}
-	for _, name := range slices.Concat(instanceNames, logNames) {
+	for _, name := range slices.Concat(instanceNames, logNames, cgroupNames) {
 		if n := countWithLabel(t, reg, name, "task", "glm-serve"); n != 0 {
 			t.Errorf("%s still has %d series of the removed glm-serve:0", name, n)
 		}
@@ -291,15 +330,15 @@ func TestCollector_ScrapeCollectorMetrics(t *testing.T) {
 		{
 			name:        "all good",
 			src:         &fakeSource{instances: []Instance{serve0}},
-			wantSuccess: map[string]float64{"instances": 1, "logs": 1, "agent": 1},
-			wantPresent: slices.Concat(instanceNames, logNames, []string{"glmd_reloads_total", "glmd_tasks"}),
+			wantSuccess: map[string]float64{"instances": 1, "logs": 1, "cgroups": 1, "agent": 1},
+			wantPresent: slices.Concat(instanceNames, logNames, cgroupNames, []string{"glmd_reloads_total", "glmd_tasks"}),
 		},
 		{
 			name:        "a panicking source fails its collectors only",
 			src:         &fakeSource{instances: []Instance{serve0}, panics: true},
-			wantSuccess: map[string]float64{"instances": 0, "logs": 0, "agent": 1},
+			wantSuccess: map[string]float64{"instances": 0, "logs": 0, "cgroups": 0, "agent": 1},
 			wantPresent: []string{"glmd_reloads_total", "glmd_tasks", "glmd_build_info"},
-			wantAbsent:  slices.Concat(instanceNames, logNames),
+			wantAbsent:  slices.Concat(instanceNames, logNames, cgroupNames),
 		},
 		{
 			name: "duplicates are left out and reported",
@@ -307,8 +346,8 @@ func TestCollector_ScrapeCollectorMetrics(t *testing.T) {
 				instances: []Instance{serve0, serve0},
 				agent:     Agent{InvalidFiles: []InvalidFile{{File: "a.toml"}, {File: "a.toml"}}},
 			},
-			wantSuccess: map[string]float64{"instances": 0, "logs": 0, "agent": 0},
-			wantPresent: slices.Concat(instanceNames, logNames, agentNames),
+			wantSuccess: map[string]float64{"instances": 0, "logs": 0, "cgroups": 0, "agent": 0},
+			wantPresent: slices.Concat(instanceNames, logNames, cgroupNames, agentNames),
 		},
 	}
 	for _, tt := range tests {

@@ -1,7 +1,11 @@
 package testenv
 
 import (
+	"bufio"
+	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -21,4 +25,33 @@ func ReportQuantiles(b *testing.B, samples []time.Duration, what string) {
 	b.ReportMetric(q(0.5), "ms-median-"+what)
 	b.ReportMetric(q(0.9), "ms-p90-"+what)
 	b.ReportMetric(float64(len(d)), "samples")
+}
+
+// ExitToStartGaps reads a stamp file of the C worker (bench/cworker), which
+// writes "start NS" at its first instruction and "exit NS" before _exit,
+// and returns the time from each exit to the next start: how long a
+// crashed worker stayed down.
+func ExitToStartGaps(b *testing.B, path string) []time.Duration {
+	b.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	var gaps []time.Duration
+	var lastExit int64
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		what, ns, _ := strings.Cut(sc.Text(), " ")
+		v, _ := strconv.ParseInt(ns, 10, 64)
+		switch what {
+		case "exit":
+			lastExit = v
+		case "start":
+			if lastExit != 0 {
+				gaps = append(gaps, time.Duration(v-lastExit))
+			}
+		}
+	}
+	return gaps
 }

@@ -199,6 +199,70 @@ func TestWorker(t *testing.T) {
 	}
 }
 
+func TestWorker_Prebuilt(t *testing.T) {
+	dir := t.TempDir()
+	prebuilt := filepath.Join(dir, "worker")
+	copyFile(t, Worker(t), prebuilt, 0o755)
+	plain := filepath.Join(dir, "plain")
+	copyFile(t, prebuilt, plain, 0o644)
+
+	tests := []struct {
+		name string
+		env  string
+		want string // "": Worker fails the test
+	}{
+		{"absolute", prebuilt, prebuilt},
+		{"relative", "worker", prebuilt}, // run in dir
+		{"missing", filepath.Join(dir, "missing"), ""},
+		{"directory", dir, ""},
+		{"not executable", plain, ""},
+	}
+	t.Chdir(dir)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv(WorkerEnv, tt.env)
+			var got string
+			r := record(func(t testing.TB) { got = Worker(t) })
+			if tt.want == "" {
+				if !r.failed || !strings.Contains(r.msg, WorkerEnv+"="+tt.env) {
+					t.Errorf("Worker() = %q, failed %v (%s); want a failure naming %s=%s", got, r.failed, r.msg,
+						WorkerEnv, tt.env)
+				}
+				return
+			}
+			if r.failed || got != tt.want {
+				t.Fatalf("Worker() = %q, failed %v (%s); want %s", got, r.failed, r.msg, tt.want)
+			}
+			if out, err := exec.Command(got, "-echo", "hi", "-exit", "0").Output(); err != nil || string(out) != "hi\n" {
+				t.Errorf("prebuilt worker printed %q, %v; want \"hi\\n\"", out, err)
+			}
+		})
+	}
+
+	// Without a Go toolchain on PATH, any build would fail; and Main must not remove a worker it did not build.
+	t.Run("builds nothing", func(t *testing.T) {
+		out, code := runHelper(t, "TestHelperMain", "worker", WorkerEnv+"="+prebuilt, "PATH=")
+		got, _ := strings.CutPrefix(firstLine(out, "worker="), "worker=")
+		if code != 0 || got != prebuilt {
+			t.Fatalf("helper exit %d, worker %q; want exit 0 and %s. Output:\n%s", code, got, prebuilt, out)
+		}
+		if _, err := os.Stat(prebuilt); err != nil {
+			t.Errorf("prebuilt worker gone after the run: %v", err)
+		}
+	})
+}
+
+func copyFile(t *testing.T, from, to string, perm os.FileMode) {
+	t.Helper()
+	data, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, data, perm); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestBuildEnv(t *testing.T) {
 	tests := []struct {
 		name string
@@ -224,6 +288,10 @@ func TestBuildEnv(t *testing.T) {
 // goroutine.
 func TestMain_Subprocess(t *testing.T) {
 	t.Run("removes worker", func(t *testing.T) {
+		if _, err := exec.LookPath("go"); err != nil && os.Getenv(WorkerEnv) != "" {
+			// Not a missing prerequisite of glmd's tests: where the worker comes prebuilt, nothing builds one.
+			t.Skipf("no Go toolchain to build a worker (%v); %s names a prebuilt one", err, WorkerEnv)
+		}
 		out, code := runHelper(t, "TestHelperMain", "worker")
 		path, ok := strings.CutPrefix(firstLine(out, "worker="), "worker=")
 		if code != 0 || !ok {
@@ -254,14 +322,14 @@ func TestHelperMain(t *testing.T) {
 
 func leakForever() { select {} }
 
-// runHelper runs this test binary with only the test run, helperEnv=mode, GLMD_TEST_STRICT unset and env added,
-// and returns its output and exit code.
+// runHelper runs this test binary with only the test run, helperEnv=mode, GLMD_TEST_STRICT and GLMD_TESTWORKER unset
+// and env added, and returns its output and exit code.
 func runHelper(t *testing.T, run, mode string, env ...string) (string, int) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^"+run+"$", "-test.v", "-test.count=1")
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, StrictEnv+"=") && !strings.HasPrefix(kv, helperEnv+"=") &&
-			!strings.HasPrefix(kv, "GORACE=") {
+			!strings.HasPrefix(kv, WorkerEnv+"=") && !strings.HasPrefix(kv, "GORACE=") {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}

@@ -15,6 +15,10 @@ import (
 // workerPkg is the test worker's directory, relative to the module root.
 const workerPkg = "internal/testworker"
 
+// WorkerEnv is the environment variable that names a prebuilt test worker, which Worker then returns instead of
+// building one.
+const WorkerEnv = "GLMD_TESTWORKER"
+
 // built is the test worker of this test binary, built at most once. A sync.Once outlives any one test, so its
 // directory is removed by Main, not by a test's cleanup.
 var built struct {
@@ -24,16 +28,48 @@ var built struct {
 	err  error
 }
 
-// Worker builds internal/testworker once per test binary (CGO_ENABLED=0, so a static binary; GOFLAGS and the rest of
-// the environment are honoured, except -race, -msan and -asan, which need cgo) and returns the path of the binary. A failed build fails the test with the compiler's
-// output, here and on every later call. The binary lives in a temporary directory that Main removes.
+// Worker builds internal/testworker once per test binary (CGO_ENABLED=0, so a static binary; GOFLAGS and the rest
+// of the environment are honoured, except -race, -msan and -asan, which need cgo) and returns the path of the binary.
+// A failed build fails the test with the compiler's output, here and on every later call. The binary lives in a
+// temporary directory that Main removes.
+//
+// When GLMD_TESTWORKER (WorkerEnv) is set, Worker builds nothing and returns that file, made absolute, which Main
+// leaves alone: test binaries run where there is no Go toolchain (a User-Mode-Linux VM) get a worker built
+// beforehand with `CGO_ENABLED=0 go build ./internal/testworker`. If the variable is set but names no executable
+// file, Worker fails the test rather than trying to build, which there could only fail less clearly.
 func Worker(t testing.TB) string {
 	t.Helper()
+	if env := os.Getenv(WorkerEnv); env != "" {
+		path, err := prebuiltWorker(env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
 	built.once.Do(func() { built.dir, built.path, built.err = buildWorker() })
 	if built.err != nil {
 		t.Fatal(built.err)
 	}
 	return built.path
+}
+
+// prebuiltWorker checks that path, the value of WorkerEnv, is an executable file, and makes it absolute: tests run
+// the worker from other working directories.
+func prebuiltWorker(path string) (string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", fmt.Errorf("testenv: %s=%s: %w", WorkerEnv, path, err)
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return "", fmt.Errorf("testenv: %s=%s: %w: point it at a built %s, or unset it to build one", WorkerEnv, path,
+			err, workerPkg)
+	}
+	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+		return "", fmt.Errorf("testenv: %s=%s: not an executable file (mode %v): point it at a built %s, or unset it "+
+			"to build one", WorkerEnv, path, fi.Mode(), workerPkg)
+	}
+	return abs, nil
 }
 
 // removeWorker deletes what Worker built; Main calls it after all tests have run.

@@ -1,10 +1,12 @@
 // Command testworker is the worker program glmd's tests supervise. It does, on request, what real workers do to a
-// supervisor: exit, crash, ignore SIGTERM, leave children and daemons behind, flood stdout and answer health
-// probes. Tests build it with internal/testenv.Worker; it needs nothing but the standard library and x/sys.
+// supervisor: exit, crash, ignore SIGTERM, leave children and daemons behind, flood stdout, answer health probes,
+// and run into cgroup limits (CPU, memory, pids, I/O). Tests build it with internal/testenv.Worker, or take a
+// prebuilt one from GLMD_TESTWORKER; it needs nothing but the standard library and x/sys, and is built static
+// (CGO_ENABLED=0).
 //
-// It works in this order: set up signal handling, print, write the pidfile, spawn, serve HTTP, flood, then the main
-// behaviour (sleep, exit or crash). Signal handling comes first, so a test that has seen any output or the pidfile
-// may signal the process.
+// It works in this order: set up signal handling, print, write the pidfile, spawn, serve HTTP, burn CPU, hog
+// memory, fork, flood, write with O_DIRECT, then the main behaviour (sleep, exit or crash). Signal handling comes
+// first, so a test that has seen any output or the pidfile may signal the process.
 //
 // Printing:
 //
@@ -34,7 +36,7 @@
 //	-spawn-setsid N    N children that each start a new session (and so a new process group)
 //	-daemonize N       N grandchildren by double fork: a middle child starts a grandchild in a new session and
 //	                   exits at once, so the grandchild is reparented to the nearest subreaper (or init)
-//	-children-file P   each child or grandchild appends its own "<pid>\n" to P once it runs
+//	-children-file P   each child or grandchild (also those of -fork) appends its own "<pid>\n" to P once it runs
 //	-children-ignore-term
 //	                   the descendants ignore SIGTERM and SIGINT (SIG_IGN, visible in /proc/<pid>/status);
 //	                   without it they exit 0 on either, silently
@@ -46,6 +48,32 @@
 //	-flood BYTES       write exactly BYTES bytes to stdout in 1 MB writes, then go on: the stream is 100-byte lines
 //	                   of 99 'x' and a newline, cut at BYTES (a multiple of 100 gives whole lines)
 //	-flood-forever     flood until killed or signalled
+//
+// Load, to run into cgroup limits (BYTES is a number of bytes, or one with K, KiB, M, MiB, G or GiB, all binary):
+//
+//	-burn-cpu N        N goroutines spin on the CPU until the process ends, with GOMAXPROCS at least N (set
+//	                   explicitly, so the runtime does not lower it to a cgroup's cpu.max); prints "burning N"
+//	                   once they are started, then goes on
+//	-hog BYTES         allocate BYTES in steps of -hog-step, writing to every page so that each step is resident
+//	                   and kept (never freed), and print "hogged N MiB" after each step (N: the total so far,
+//	                   whole MiB rounded down), then go on; under a lower memory.max the kernel OOM-kills it
+//	-hog-step BYTES    size of one -hog step (default 4MiB)
+//	-fork N            try to start N children, copies of the worker sleeping in its process group like those of
+//	                   -spawn (and reaped by the worker), then print "forked OK of N (FAIL failed)" or, after
+//	                   failures, "forked OK of N (FAIL failed: <first error> (ERRNO))" and go on; every attempt is
+//	                   made, so under pids.max a fork bomb reads "... failed: fork/exec ...: resource temporarily
+//	                   unavailable (EAGAIN))". pids.max counts threads too, and each child is a Go program of
+//	                   about five: one that forks but then cannot start a thread dies with "fatal error:
+//	                   newosproc" and a runtime stack dump on stderr.
+//	-write-direct PATH write -write-bytes to PATH (created or truncated) with O_DIRECT, -write-block per write
+//	                   from a page-aligned buffer of pseudo-random bytes (the same in every block), fsync, print
+//	                   "wrote N MiB in DURATION (R MiB/s)" (time from open to after the fsync) and exit 0. Any
+//	                   error exits 1 with a message; a filesystem that refuses O_DIRECT (EINVAL; tmpfs before
+//	                   Linux 6.6) is named as such. Excludes -exit, -crash and -flood-forever.
+//	-write-bytes BYTES how much -write-direct writes (default 32MiB); a multiple of 4096
+//	-write-block BYTES the size of each write (default 1MiB); a multiple of 4096
+//
+// -burn-cpu, -hog and -fork combine with each other and with everything else.
 //
 // Health endpoint:
 //
@@ -118,6 +146,12 @@ type options struct {
 	httpAddr           string
 	addrFile           string
 	healthy            bool
+	burnCPU            int
+	hog, hogStep       byteSize
+	fork               int
+	writeDirect        string
+	writeBytes         byteSize
+	writeBlock         byteSize
 }
 
 func main() {
@@ -139,7 +173,7 @@ func main() {
 }
 
 func parseFlags(args []string) (*options, error) {
-	o := &options{}
+	o := &options{hogStep: defaultHogStep, writeBytes: defaultWriteBytes, writeBlock: defaultWriteBlock}
 	fs := flag.NewFlagSet("testworker", flag.ContinueOnError)
 	fs.StringVar(&o.role, "role", roleWorker, "internal: how a descendant of the worker behaves")
 	fs.StringVar(&o.echo, "echo", "", "print `STR` to stdout at start")
@@ -167,9 +201,18 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.httpAddr, "http", "", "serve /health on `ADDR`")
 	fs.StringVar(&o.addrFile, "addr-file", "", "write the HTTP address to `PATH`")
 	fs.BoolVar(&o.healthy, "healthy", true, "first answer of GET /health")
+	fs.IntVar(&o.burnCPU, "burn-cpu", 0, "spin on `N` CPUs until killed")
+	fs.Var(&o.hog, "hog", "allocate and touch `BYTES` of memory")
+	fs.Var(&o.hogStep, "hog-step", "allocate -hog in steps of `BYTES`")
+	fs.IntVar(&o.fork, "fork", 0, "try to fork `N` sleeping children")
+	fs.StringVar(&o.writeDirect, "write-direct", "", "write to `PATH` with O_DIRECT, fsync and exit")
+	fs.Var(&o.writeBytes, "write-bytes", "how many `BYTES` -write-direct writes")
+	fs.Var(&o.writeBlock, "write-block", "`BYTES` per write of -write-direct")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	var bad []string
 	if fs.NArg() > 0 {
 		bad = append(bad, fmt.Sprintf("unexpected arguments %q", fs.Args()))
@@ -188,7 +231,8 @@ func parseFlags(args []string) (*options, error) {
 	if o.after != 0 && o.exit < 0 && o.crash == 0 {
 		bad = append(bad, "-after needs -exit or -crash")
 	}
-	if o.spawn < 0 || o.spawnSetsid < 0 || o.daemonize < 0 || o.flood < 0 || o.after < 0 || o.termDelay < 0 {
+	if o.spawn < 0 || o.spawnSetsid < 0 || o.daemonize < 0 || o.flood < 0 || o.after < 0 || o.termDelay < 0 ||
+		o.burnCPU < 0 || o.fork < 0 {
 		bad = append(bad, "counts, sizes and durations must not be negative")
 	}
 	if o.flood > 0 && o.floodForever {
@@ -196,6 +240,29 @@ func parseFlags(args []string) (*options, error) {
 	}
 	if o.addrFile != "" && o.httpAddr == "" {
 		bad = append(bad, "-addr-file needs -http")
+	}
+	if set["hog-step"] && o.hog == 0 {
+		bad = append(bad, "-hog-step needs -hog")
+	}
+	if o.hogStep <= 0 {
+		bad = append(bad, fmt.Sprintf("-hog-step %d: want a positive size", o.hogStep))
+	}
+	for _, name := range []string{"write-bytes", "write-block"} {
+		if set[name] && o.writeDirect == "" {
+			bad = append(bad, "-"+name+" needs -write-direct")
+		}
+	}
+	for _, f := range []struct {
+		name string
+		v    byteSize
+	}{{"-write-bytes", o.writeBytes}, {"-write-block", o.writeBlock}} {
+		if f.v <= 0 || f.v%directAlign != 0 {
+			bad = append(bad, fmt.Sprintf("%s %d: want a positive multiple of %d (O_DIRECT alignment)",
+				f.name, f.v, directAlign))
+		}
+	}
+	if o.writeDirect != "" && (o.exit >= 0 || o.crash != 0 || o.floodForever) {
+		bad = append(bad, "-write-direct exits when done: it excludes -exit, -crash and -flood-forever")
 	}
 	if len(bad) > 0 {
 		fmt.Fprintln(fs.Output(), "testworker:", strings.Join(bad, "; "))
@@ -271,8 +338,20 @@ func (w *worker) run() {
 	if o.httpAddr != "" {
 		w.serveHTTP()
 	}
+	if o.burnCPU > 0 {
+		w.burnCPU(o.burnCPU)
+	}
+	if o.hog > 0 {
+		w.hog(int64(o.hog), int64(o.hogStep))
+	}
+	if o.fork > 0 {
+		w.fork(o.fork)
+	}
 	if o.flood > 0 || o.floodForever {
 		w.flood(o.flood, o.floodForever)
+	}
+	if o.writeDirect != "" {
+		w.writeDirect(o.writeDirect, int64(o.writeBytes), int64(o.writeBlock))
 	}
 	w.mainBehaviour()
 }
@@ -336,15 +415,21 @@ func (w *worker) flood(n int64, forever bool) {
 	}
 }
 
+// childArgs are the arguments of a child of -spawn, -spawn-setsid and -fork.
+func (w *worker) childArgs() []string {
+	args := []string{"-role=" + roleChild}
+	if w.o.childrenFile != "" {
+		args = append(args, "-pidfile="+w.o.childrenFile)
+	}
+	if w.o.childrenIgnoreTerm {
+		args = append(args, "-ignore-term")
+	}
+	return args
+}
+
 func (w *worker) spawnAll() {
 	o := w.o
-	childArgs := []string{"-role=" + roleChild}
-	if o.childrenFile != "" {
-		childArgs = append(childArgs, "-pidfile="+o.childrenFile)
-	}
-	if o.childrenIgnoreTerm {
-		childArgs = append(childArgs, "-ignore-term")
-	}
+	childArgs := w.childArgs()
 	for i := 0; i < o.spawn+o.spawnSetsid; i++ {
 		cmd, err := startSelf(childArgs, i >= o.spawn)
 		if err != nil {

@@ -634,6 +634,16 @@ func TestWorker_Usage(t *testing.T) {
 		{"after alone", []string{"-after", "1s"}, "-after needs"},
 		{"arguments", []string{"extra"}, "extra"},
 		{"negative", []string{"-spawn", "-1"}, "negative"},
+		{"negative fork", []string{"-fork", "-1"}, "negative"},
+		{"negative burn", []string{"-burn-cpu", "-1"}, "negative"},
+		{"bad size", []string{"-hog", "5MB"}, "invalid size"},
+		{"hog step alone", []string{"-hog-step", "1MiB"}, "-hog-step needs -hog"},
+		{"zero hog step", []string{"-hog", "1MiB", "-hog-step", "0"}, "-hog-step 0"},
+		{"write bytes alone", []string{"-write-bytes", "4096"}, "-write-bytes needs -write-direct"},
+		{"unaligned block", []string{"-write-direct", "x", "-write-block", "1000"}, "multiple of 4096"},
+		{"unaligned bytes", []string{"-write-direct", "x", "-write-bytes", "4097"}, "-write-bytes 4097"},
+		{"write and exit", []string{"-write-direct", "x", "-exit", "0"}, "excludes"},
+		{"write and flood forever", []string{"-write-direct", "x", "-flood-forever"}, "excludes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

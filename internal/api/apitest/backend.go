@@ -149,7 +149,7 @@ func (b *Backend) Info(context.Context) api.AgentInfo {
 }
 
 // Status returns a copy of what SetStatus set.
-func (b *Backend) Status(context.Context) []api.InstanceStatus {
+func (b *Backend) Status(context.Context, api.StatusOptions) []api.InstanceStatus {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return slices.Clone(b.status)
