@@ -1,6 +1,7 @@
 package cgroup
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/open-autoglm/glmd/internal/resources"
 	"github.com/open-autoglm/glmd/internal/testenv"
@@ -620,5 +623,88 @@ func testOpen(t *testing.T, m *Manager) {
 		if _, err := os.Stat(d); err == nil {
 			t.Errorf("%s left behind by a failed Open", d)
 		}
+	}
+}
+
+// TestV2_Manager_DelegatedSubtree plays systemd: it gives a process its
+// own cgroup ("glmd.service" with Delegate=yes) and checks that the agent
+// in it moves itself into a leaf (<own>/agent), enables controllers in its
+// own cgroup only, and puts workers under <own>/tasks with their limits.
+func TestV2_Manager_DelegatedSubtree(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.RequireCgroup(t, "v2")
+	svc := "/glmd-test-" + randomHex() + ".service"
+	svcDir := filepath.Join(cgroupRoot, svc)
+	for _, c := range []string{"cpu", "io", "memory", "pids"} {
+		// The root gives controllers to its children as systemd's does;
+		// the root is exempt from the no-internal-processes rule.
+		writeFile(filepath.Join(cgroupRoot, "cgroup.subtree_control"), "+"+c)
+	}
+	if err := os.Mkdir(svcDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, d := range []string{"tasks/leaf@0", "tasks", "agent", ""} {
+			os.Remove(filepath.Join(svcDir, d))
+		}
+	})
+	rootBefore, _ := readString(filepath.Join(cgroupRoot, "cgroup.subtree_control"))
+
+	argv, env := helperArgv(t, "delegated")
+	fd, err := unix.Open(svcDir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inR, inW, _ := os.Pipe()
+	outR, outW, _ := os.Pipe()
+	pid, err := syscall.ForkExec(argv[0], argv, &syscall.ProcAttr{Env: env, Files: []uintptr{inR.Fd(), outW.Fd(), os.Stderr.Fd()},
+		Sys: &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: fd}})
+	unix.Close(fd)
+	inR.Close()
+	outW.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	exited := false
+	defer func() {
+		inW.Close()
+		if !exited {
+			var ws syscall.WaitStatus
+			syscall.Wait4(pid, &ws, 0, nil)
+		}
+	}()
+	got := map[string]string{}
+	sc := bufio.NewScanner(outR)
+	for len(got) < 3 && sc.Scan() {
+		k, v, _ := strings.Cut(sc.Text(), "=")
+		got[k] = v
+	}
+	if got["own"] != svc+"/agent" {
+		t.Errorf("the agent runs in %q, want %s/agent", got["own"], svc)
+	}
+	if got["worker"] != svc+"/tasks/leaf@0" {
+		t.Errorf("the worker runs in %q, want %s/tasks/leaf@0", got["worker"], svc)
+	}
+	if got["memory.max"] != "67108864" {
+		t.Errorf("the worker's memory.max is %q", got["memory.max"])
+	}
+	if procs, _ := readString(filepath.Join(svcDir, "cgroup.procs")); strings.TrimSpace(procs) != "" {
+		t.Errorf("processes left in the service's own cgroup: %q", procs)
+	}
+	enabled, _ := readString(filepath.Join(svcDir, "cgroup.subtree_control"))
+	for _, c := range []string{"memory", "pids"} {
+		if !strings.Contains(enabled, c) {
+			t.Errorf("the service's cgroup gives %q to its children, want %s among them", enabled, c)
+		}
+	}
+	if rootAfter, _ := readString(filepath.Join(cgroupRoot, "cgroup.subtree_control")); rootAfter != rootBefore {
+		t.Errorf("the agent changed the root's subtree_control: %q -> %q", rootBefore, rootAfter)
+	}
+	inW.Close()
+	var ws syscall.WaitStatus
+	syscall.Wait4(pid, &ws, 0, nil)
+	exited = true
+	if !ws.Exited() || ws.ExitStatus() != 0 {
+		t.Errorf("the agent helper ended with %v", ws)
 	}
 }

@@ -46,6 +46,9 @@ func setupTestProcess() {
 //	fork N                fork+exec N /bin/sleep; prints "started=S eagain=E"; waits for stdin EOF,
 //	                      kills and reaps them, exits 0
 //	write-direct PATH MIB write MIB MiB to PATH with O_DIRECT in 1 MiB writes; prints "wrote=B seconds=S"
+//	delegated             act as an agent started by systemd in its own cgroup: New with MoveSelf and the
+//	                      default parent, start a limited sleeper; prints "own=P", "worker=CGROUP",
+//	                      "memory.max=V"; on stdin EOF stops it and exits 0
 func runHelper(mode string, args []string) int {
 	arg := func(i int) int {
 		if i >= len(args) {
@@ -89,6 +92,8 @@ func runHelper(mode string, args []string) int {
 			return 2
 		}
 		return writeDirect(args[0], arg(1))
+	case "delegated":
+		return delegated()
 	}
 	fmt.Fprintf(os.Stderr, "unknown helper mode %q\n", mode)
 	return 2
@@ -490,4 +495,46 @@ func testDisk(t *testing.T) (target string, major, minor uint32) {
 	}
 	testenv.Skip(t, "no directory on a block device to write to (set GLMD_TEST_DISK to a throw-away disk)")
 	return "", 0, 0
+}
+
+// delegated is the "delegated" helper mode: an agent in a delegated v2
+// subtree (see TestV2_Manager_DelegatedSubtree).
+func delegated() int {
+	fail := func(err error) int { fmt.Fprintln(os.Stderr, "delegated:", err); return 1 }
+	m, err := New(Options{MoveSelf: true})
+	if err != nil {
+		return fail(err)
+	}
+	self, _ := os.ReadFile("/proc/self/cgroup")
+	fmt.Println("own=" + strings.TrimPrefix(strings.TrimSpace(string(self)), "0::"))
+	g, err := m.Open(context.Background(), "leaf@0", resources.Limits{MemoryMax: 64 << 20, PidsMax: 50})
+	if err != nil {
+		return fail(err)
+	}
+	pid, err := g.Start(func(fd int) (int, error) {
+		attr := &syscall.ProcAttr{Files: []uintptr{0, 2, 2}, Sys: &syscall.SysProcAttr{}}
+		if fd >= 0 {
+			attr.Sys.UseCgroupFD, attr.Sys.CgroupFD = true, fd
+		}
+		return syscall.ForkExec("/bin/sleep", []string{"sleep", "1000"}, attr)
+	})
+	if err != nil {
+		return fail(err)
+	}
+	w, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	cg := strings.TrimPrefix(strings.TrimSpace(string(w)), "0::")
+	fmt.Println("worker=" + cg)
+	max, _ := os.ReadFile(filepath.Join("/sys/fs/cgroup", cg, "memory.max"))
+	fmt.Println("memory.max=" + strings.TrimSpace(string(max)))
+	io.Copy(io.Discard, os.Stdin)
+	g.Kill()
+	var ws syscall.WaitStatus
+	syscall.Wait4(pid, &ws, 0, nil)
+	if err := g.Delete(); err != nil {
+		return fail(err)
+	}
+	if err := m.Wait(context.Background()); err != nil {
+		return fail(err)
+	}
+	return 0
 }
