@@ -210,8 +210,20 @@ func testCleanup(t *testing.T) {
 	a := New(cfg, Deps{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); a.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	go func() {
+		defer close(done)
+		if err := a.Run(ctx); err != nil {
+			t.Errorf("agent: %v", err)
+		}
+	}()
+	defer func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+			t.Error("agent did not stop")
+		}
+	}()
 	testenv.WaitGone(t, 10*time.Second, pid)
 	testenv.Eventually(t, 10*time.Second, func() bool {
 		left, _ := filepath.Glob("/sys/fs/cgroup/*" + parent + "/stale@0")
