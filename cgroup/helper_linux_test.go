@@ -243,22 +243,6 @@ func (m *Manager) openGroups() []*group {
 	return gs
 }
 
-// parentDirs lists the parent's directory in every hierarchy.
-func (m *Manager) parentDirs() []string {
-	var dirs []string
-	if m.v1 != nil {
-		for _, c := range m.v1.ctrls {
-			dirs = append(dirs, filepath.Join(c.mount, c.parent))
-		}
-	}
-	for _, d := range []string{m.v2Parent, m.twinParent} {
-		if d != "" {
-			dirs = append(dirs, d)
-		}
-	}
-	return dirs
-}
-
 func randomHex() string {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)

@@ -497,9 +497,8 @@ func (m *Manager) Cleanup(ctx context.Context) (removed []string, err error) {
 	return removed, errors.Join(errs...)
 }
 
-// leftovers lists the groups below the parent in any hierarchy, except
-// those open in this manager.
-func (m *Manager) leftovers() ([]string, error) {
+// parentDirs lists the parent's directory in every hierarchy.
+func (m *Manager) parentDirs() []string {
 	var dirs []string
 	if m.v1 != nil {
 		for _, c := range m.v1.ctrls {
@@ -511,6 +510,13 @@ func (m *Manager) leftovers() ([]string, error) {
 			dirs = append(dirs, d)
 		}
 	}
+	return dirs
+}
+
+// leftovers lists the groups below the parent in any hierarchy, except
+// those open in this manager.
+func (m *Manager) leftovers() ([]string, error) {
+	dirs := m.parentDirs()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var names []string

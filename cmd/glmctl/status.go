@@ -74,10 +74,7 @@ func writeResourcesTable(w io.Writer, rows []api.InstanceStatus) error {
 		_, err := fmt.Fprintln(w, "no tasks")
 		return err
 	}
-	rows = slices.Clone(rows)
-	slices.SortStableFunc(rows, func(a, b api.InstanceStatus) int {
-		return cmp.Or(strings.Compare(a.Task, b.Task), cmp.Compare(a.Instance, b.Instance))
-	})
+	rows = sortedRows(rows)
 	tw := clitext.NewTable(w)
 	fmt.Fprintln(tw, "TASK\tINSTANCE\tSTATE\tCPU-TIME\tTHROTTLED\tMEMORY\tPEAK\tPIDS\tIO-READ\tIO-WRITE\tOOM-KILLS")
 	for _, r := range rows {
@@ -164,6 +161,16 @@ func writeStatusJSON(w io.Writer, rows []api.InstanceStatus) error {
 	return err
 }
 
+// sortedRows returns a copy of rows sorted by task and instance, the
+// task-level (invalid) row of a task first.
+func sortedRows(rows []api.InstanceStatus) []api.InstanceStatus {
+	rows = slices.Clone(rows)
+	slices.SortStableFunc(rows, func(a, b api.InstanceStatus) int {
+		return cmp.Or(strings.Compare(a.Task, b.Task), cmp.Compare(a.Instance, b.Instance))
+	})
+	return rows
+}
+
 // writeStatusTable prints one aligned row per instance, sorted by task and
 // instance, the task-level (invalid) row of a task first.
 func writeStatusTable(w io.Writer, rows []api.InstanceStatus, now time.Time) error {
@@ -171,10 +178,7 @@ func writeStatusTable(w io.Writer, rows []api.InstanceStatus, now time.Time) err
 		_, err := fmt.Fprintln(w, "no tasks")
 		return err
 	}
-	rows = slices.Clone(rows)
-	slices.SortStableFunc(rows, func(a, b api.InstanceStatus) int {
-		return cmp.Or(strings.Compare(a.Task, b.Task), cmp.Compare(a.Instance, b.Instance))
-	})
+	rows = sortedRows(rows)
 	tw := clitext.NewTable(w)
 	fmt.Fprintln(tw, "TASK\tINSTANCE\tSTATE\tPID\tUPTIME\tRESTARTS\tLAST-EXIT\tMESSAGE")
 	for _, r := range rows {
