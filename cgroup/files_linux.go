@@ -1,6 +1,7 @@
 package cgroup
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -60,6 +61,19 @@ func fileSet(dir string) map[string]bool {
 		set[e.Name()] = true
 	}
 	return set
+}
+
+// zombie reports whether pid has exited and waits to be reaped (or is
+// gone already).
+func zombie(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return true
+	}
+	// The state follows the command name, which is in parentheses and may
+	// itself contain ") ".
+	i := bytes.LastIndexByte(b, ')')
+	return i < 0 || i+2 >= len(b) || b[i+2] == 'Z' || b[i+2] == 'X'
 }
 
 // readProcs lists the processes in the cgroup directory dir and in the

@@ -236,6 +236,9 @@ func (g *group) Delete() error {
 	if err != nil {
 		return err
 	}
+	// A killed process stays listed until its parent reaps it; the kernel
+	// removes a cgroup that holds only zombies (notes section 5).
+	pids = slices.DeleteFunc(pids, zombie)
 	if len(pids) > 0 {
 		return fmt.Errorf("cgroup %s: delete: %w: %d processes left (%v); kill them first", g.name, ErrNotEmpty, len(pids), pids)
 	}
