@@ -21,6 +21,7 @@ import (
 	"github.com/open-autoglm/glmd/internal/api"
 	"github.com/open-autoglm/glmd/internal/config"
 	"github.com/open-autoglm/glmd/internal/confwatch"
+	"github.com/open-autoglm/glmd/internal/health"
 	"github.com/open-autoglm/glmd/internal/metrics"
 	"github.com/open-autoglm/glmd/internal/version"
 	"github.com/open-autoglm/glmd/supervisor"
@@ -53,6 +54,10 @@ type Agent struct {
 	deps     Deps
 	events   *eventBus
 	started  time.Time
+
+	// probeTransport carries every HTTP health probe of the agent, so that
+	// connections to the instances are kept alive between probes.
+	probeTransport http.RoundTripper
 
 	// cgroups is nil when cgroups cannot be used; cgroupErr says why.
 	cgroups    supervisor.Cgroups
@@ -87,17 +92,18 @@ func New(cfg *config.Agent, d Deps) *Agent {
 		notify = func(string) {}
 	}
 	return &Agent{
-		cfg:      cfg,
-		log:      log,
-		launcher: d.Launcher,
-		notify:   notify,
-		deps:     d,
-		events:   newEventBus(),
-		wake:     make(chan struct{}, 1),
-		loader:   config.NewLoader(config.LoadOptions{Node: cfg.NodeName, RequireRootOwned: os.Geteuid() == 0}),
-		tasks:    map[string]*task{},
-		invalid:  map[string][]*config.FileError{},
-		reloads:  map[string]int{},
+		cfg:            cfg,
+		log:            log,
+		launcher:       d.Launcher,
+		notify:         notify,
+		deps:           d,
+		events:         newEventBus(),
+		wake:           make(chan struct{}, 1),
+		probeTransport: health.NewTransport(),
+		loader:         config.NewLoader(config.LoadOptions{Node: cfg.NodeName, RequireRootOwned: os.Geteuid() == 0}),
+		tasks:          map[string]*task{},
+		invalid:        map[string][]*config.FileError{},
+		reloads:        map[string]int{},
 	}
 }
 

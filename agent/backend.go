@@ -101,7 +101,7 @@ func usage(st resources.Stats, l resources.Limits) *api.Usage {
 func statusRow(t *task, in *instance, st supervisor.Status) api.InstanceStatus {
 	row := api.InstanceStatus{
 		Task: t.spec.Name, Instance: in.index, State: st.State.String(), PID: st.PID,
-		Restarts: st.Restarts, Ready: st.State == supervisor.StateRunning,
+		Restarts: st.Restarts, Ready: st.Ready,
 		LastExit: api.Exit{Code: st.LastExit.Code, Signal: st.LastExit.Signal, Reason: st.LastExit.Reason},
 		GPUs:     []string{}, Message: st.Message, Kind: string(t.spec.Kind), File: t.spec.File, Since: st.Since,
 	}
@@ -201,7 +201,7 @@ func (a *Agent) Stop(ctx context.Context, name string, idx int) error {
 }
 
 // Restart restarts the named instances one at a time, each once the
-// previous runs again.
+// previous runs again and is ready.
 func (a *Agent) Restart(ctx context.Context, name string, idx int) error {
 	_, ins, err := a.lookup(name, idx)
 	if err != nil {
@@ -212,6 +212,9 @@ func (a *Agent) Restart(ctx context.Context, name string, idx int) error {
 		in.held = false
 		a.mu.Unlock()
 		if err := in.runner.Restart(ctx); err != nil {
+			return fmt.Errorf("restart %s: %w", instanceName(name, in.index), err)
+		}
+		if err := waitReady(ctx, in.runner); err != nil {
 			return fmt.Errorf("restart %s: %w", instanceName(name, in.index), err)
 		}
 	}

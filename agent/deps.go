@@ -11,8 +11,9 @@ import (
 )
 
 // dependencyLoop starts tasks once what they depend on is up: a service
-// dependency when all its instances run, a job dependency when all its
-// instances exited with success. It wakes on every state change.
+// dependency when all its instances run and are ready (pass their
+// readiness checks), a job dependency when all its instances exited with
+// success. It wakes on every state change and readiness flip.
 func (a *Agent) dependencyLoop(ctx context.Context) {
 	for {
 		select {
@@ -59,15 +60,19 @@ func (a *Agent) waitingFor(t *task) []string {
 		case len(d.instances) == 0:
 			out = append(out, name+" (disabled)")
 		default:
-			want := supervisor.StateRunning
-			if d.spec.Kind == config.KindJob {
-				want = supervisor.StateExited
-			}
 			for _, in := range d.instances {
-				if s := in.runner.Status().State; s != want {
-					out = append(out, fmt.Sprintf("%s (%s is %s)", name, instanceName(name, in.index), s))
-					break
+				st := in.runner.Status()
+				switch {
+				case d.spec.Kind == config.KindJob && st.State != supervisor.StateExited:
+					out = append(out, fmt.Sprintf("%s (%s is %s)", name, instanceName(name, in.index), st.State))
+				case d.spec.Kind != config.KindJob && st.State != supervisor.StateRunning:
+					out = append(out, fmt.Sprintf("%s (%s is %s)", name, instanceName(name, in.index), st.State))
+				case d.spec.Kind != config.KindJob && !st.Ready:
+					out = append(out, fmt.Sprintf("%s (%s is not ready)", name, instanceName(name, in.index)))
+				default:
+					continue
 				}
+				break
 			}
 		}
 	}

@@ -18,7 +18,7 @@ func (a *Agent) Instances() []metrics.Instance {
 			st := in.runner.Status()
 			m := metrics.Instance{
 				Task: t.spec.Name, Instance: in.index, State: st.State.String(),
-				Ready: st.State == supervisor.StateRunning, Restarts: st.Restarts, Exits: st.Exits,
+				Ready: st.Ready, Restarts: st.Restarts, Exits: st.Exits, Probes: probeMetrics(in.monitor),
 			}
 			if st.State == supervisor.StateRunning {
 				m.StartedAt = st.StartedAt

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/open-autoglm/glmd/internal/api"
 	"github.com/open-autoglm/glmd/internal/config"
@@ -424,8 +425,8 @@ func (a *Agent) startRollout(t *task) {
 	})
 }
 
-// errNotRunning says a restarted instance did not reach running.
-var errNotRunning = errors.New("did not reach running")
+// errNotReady says a restarted instance did not become ready.
+var errNotReady = errors.New("did not become ready")
 
 // rolloutInstance moves in to spec: new ports or logs when those changed,
 // then a restart if it was active or had failed (the change may be the
@@ -480,8 +481,26 @@ func (a *Agent) rolloutInstance(ctx context.Context, spec *config.Task, in *inst
 	if err := in.runner.Restart(ctx); err != nil {
 		return err
 	}
-	if s := in.runner.Status().State.String(); s != "running" {
-		return fmt.Errorf("%w (state %s)", errNotRunning, s)
+	return waitReady(ctx, in.runner)
+}
+
+// waitReady waits until r runs and passes its readiness checks (at once
+// without checks); it fails when r leaves running instead. A model server
+// may take minutes to become ready: the wait has no limit of its own, a
+// newer reload cancels it.
+func waitReady(ctx context.Context, r *supervisor.Runner) error {
+	for poll := 10 * time.Millisecond; ; poll = min(2*poll, 500*time.Millisecond) {
+		st := r.Status()
+		switch {
+		case st.State == supervisor.StateRunning && st.Ready:
+			return nil
+		case st.State != supervisor.StateRunning && st.State != supervisor.StateStarting:
+			return fmt.Errorf("%w (state %s: %s)", errNotReady, st.State, st.Message)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(poll):
+		}
 	}
-	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/open-autoglm/glmd/internal/config"
+	"github.com/open-autoglm/glmd/internal/health"
 	"github.com/open-autoglm/glmd/internal/tasklog"
 	"github.com/open-autoglm/glmd/supervisor"
 )
@@ -36,8 +37,12 @@ type instance struct {
 	// blocked says why the instance may not start at all (it sets limits
 	// and cgroups cannot be used); note is a warning shown with its state.
 	blocked, note string
-	cancel        context.CancelFunc
-	done          <-chan struct{}
+	// monitor probes the instance's health checks (nil without); checks
+	// are the rendered checks it was made for.
+	monitor *health.Monitor
+	checks  []config.HealthCheck
+	cancel  context.CancelFunc
+	done    <-chan struct{}
 }
 
 // newInstance renders instance i of t, opens its logs and starts its
@@ -96,13 +101,23 @@ func (a *Agent) runnerSpec(t *config.Task, in *instance) (supervisor.Spec, error
 	if err != nil {
 		return supervisor.Spec{}, fmt.Errorf("%s: instance %d: %w", t.File, in.index, err)
 	}
+	cmd := supervisor.Command{
+		Task: t.Name, Instance: in.index,
+		Argv: r.Argv, Env: r.Env, Dir: r.Workdir,
+		User: t.User, Group: t.Group, Umask: t.Umask,
+		Stdout: in.logs.Stdout(), Stderr: in.logs.Stderr(),
+	}
+	mon, err := a.monitorFor(in, r.Health, cmd)
+	if err != nil {
+		return supervisor.Spec{}, err
+	}
+	var hc supervisor.Health
+	if mon != nil {
+		hc = mon
+	}
 	return supervisor.Spec{
-		Command: supervisor.Command{
-			Task: t.Name, Instance: in.index,
-			Argv: r.Argv, Env: r.Env, Dir: r.Workdir,
-			User: t.User, Group: t.Group, Umask: t.Umask,
-			Stdout: in.logs.Stdout(), Stderr: in.logs.Stderr(),
-		},
+		Command: cmd,
+		Health:  hc,
 		Restart: supervisor.RestartPolicy{
 			Policy:       string(t.Restart.Policy),
 			SuccessCodes: t.Restart.SuccessCodes,

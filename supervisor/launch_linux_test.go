@@ -345,3 +345,30 @@ func TestOSLauncher_ManyQuickExitsAllReaped(t *testing.T) {
 	}
 	assertNoneLeft(t, "quick")
 }
+
+func TestOSLauncher_Run(t *testing.T) {
+	l, w := realLauncher(t)
+	tests := []struct {
+		name    string
+		args    []string
+		timeout time.Duration
+		code    int
+		out     string
+		err     error
+	}{
+		{"success", []string{"-echo", "healthy", "-exit", "0"}, 10 * time.Second, 0, "healthy\n", nil},
+		{"failure", []string{"-echo-stderr", "broken", "-exit", "3"}, 10 * time.Second, 3, "broken\n", nil},
+		{"hangs", []string{"-echo", "stuck", "-ignore-term"}, 300 * time.Millisecond, 137, "stuck\n", context.DeadlineExceeded},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), tt.timeout)
+			defer cancel()
+			e, out, err := l.Run(ctx, &Command{Task: "probe", Umask: -1, Argv: append([]string{w}, tt.args...)}, 1024)
+			if !errors.Is(err, tt.err) || e.Code != tt.code || !strings.HasPrefix(string(out), tt.out) {
+				t.Fatalf("exit %+v output %q err %v; want code %d output %q err %v", e, out, err, tt.code, tt.out, tt.err)
+			}
+		})
+	}
+	assertNoneLeft(t, "probe")
+}

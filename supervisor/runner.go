@@ -30,6 +30,9 @@ type Spec struct {
 	StopSignal  syscall.Signal
 	StopTimeout time.Duration
 	Resources   resources.Limits // the instance's cgroup limits; OOMScoreAdj goes to the process
+	// Health probes each process the runner starts; nil: an instance is
+	// ready once its process runs.
+	Health Health
 }
 
 // Event reports one state change of an instance.
@@ -52,6 +55,7 @@ type Status struct {
 	Since     time.Time // when State began
 	PID       int       // 0 when no process runs
 	StartedAt time.Time // when the current process started; zero when none
+	Ready     bool      // running and, with health checks, passing them
 	Restarts  int       // starts after the first
 	LastExit  Exit
 	Exits     map[string]int // ends by Exit.Reason
@@ -77,9 +81,10 @@ type Options struct {
 type intent uint8
 
 const (
-	intentNone    intent = iota // the worker ended by itself: apply the restart policy
-	intentStop                  // stopped on request: stay stopped
-	intentRestart               // stopped for a restart: start again at once
+	intentNone      intent = iota // the worker ended by itself: apply the restart policy
+	intentStop                    // stopped on request: stay stopped
+	intentRestart                 // stopped for a restart: start again at once
+	intentUnhealthy               // stopped because its health checks failed: apply the restart policy
 )
 
 type command struct {
@@ -120,6 +125,11 @@ type Runner struct {
 	everRan   bool
 	stopWait  []chan error
 	startWait []chan error
+	// healthCh delivers the verdicts of the running process's probes;
+	// healthStop ends them. Both nil without health checks or process.
+	healthCh   <-chan Verdict
+	healthStop context.CancelFunc
+	unhealthy  string // why the probes asked for the restart in progress
 }
 
 // NewRunner returns a Runner for spec in state pending; call Run, then Start.
@@ -161,6 +171,7 @@ func NewRunner(spec Spec, o Options) *Runner {
 func (r *Runner) Run(ctx context.Context) error {
 	defer close(r.done)
 	defer r.stopTimer()
+	defer r.stopHealth() // the probes belong to this agent, the worker may outlive it
 	for {
 		select {
 		case <-ctx.Done():
@@ -175,6 +186,12 @@ func (r *Runner) Run(ctx context.Context) error {
 		case <-r.timerC:
 			r.timerC = nil
 			r.onTimer()
+		case v, ok := <-r.healthCh:
+			if !ok {
+				r.healthCh = nil
+				continue
+			}
+			r.onVerdict(v)
 		}
 	}
 }
@@ -264,7 +281,12 @@ func (r *Runner) send(ctx context.Context, c command, wait bool) error {
 func (r *Runner) handle(c command) {
 	switch c.kind {
 	case "update":
+		healthChanged := r.spec.Health != c.spec.Health
 		r.spec = c.spec
+		if healthChanged && r.state == StateRunning {
+			// New checks apply to the running process: probe afresh.
+			r.watchHealth()
+		}
 		var err error
 		if ref := r.group.Load(); ref != nil {
 			if err = ref.g.Update(c.spec.Resources); err != nil {
@@ -355,13 +377,79 @@ func (r *Runner) start(why string) {
 	r.status.PID, r.status.StartedAt, r.status.NextStart = p.PID(), now, time.Time{}
 	r.mu.Unlock()
 	r.log.Info("worker started", "pid", p.PID())
+	r.watchHealth()
 	r.setState(StateRunning, fmt.Sprintf("started pid %d", p.PID()), nil)
 	r.replyAll(&r.startWait, nil)
+}
+
+// watchHealth starts probing the running process (anew, if it was being
+// probed). Without checks it is ready at once.
+func (r *Runner) watchHealth() {
+	r.stopHealth()
+	if r.spec.Health == nil {
+		r.setReady(true)
+		return
+	}
+	r.setReady(false)
+	ctx, cancel := context.WithCancel(context.Background())
+	r.healthStop = cancel
+	r.healthCh = r.spec.Health.Watch(ctx, r.proc.PID())
+}
+
+// stopHealth ends the probes of the current process; verdicts still on
+// their way are dropped.
+func (r *Runner) stopHealth() {
+	if r.healthStop != nil {
+		r.healthStop()
+		r.healthStop = nil
+	}
+	r.healthCh = nil
+	r.setReady(false)
+}
+
+func (r *Runner) setReady(ready bool) {
+	r.mu.Lock()
+	r.status.Ready = ready
+	r.mu.Unlock()
+}
+
+// onVerdict applies what the probes concluded about the running process.
+func (r *Runner) onVerdict(v Verdict) {
+	if r.state != StateRunning {
+		return
+	}
+	if v.Unhealthy {
+		r.log.Warn("unhealthy: stopping the worker to restart it", "pid", r.proc.PID(), "why", v.Message)
+		r.intent = intentUnhealthy
+		r.unhealthy = v.Message
+		r.stopHealth()
+		r.setState(StateStopping, v.Message, nil)
+		r.signal(r.spec.StopSignal)
+		r.killAt = time.Now().Add(r.spec.StopTimeout)
+		r.poll = leftoverPollMin
+		r.armTimer(r.spec.StopTimeout)
+		return
+	}
+	r.mu.Lock()
+	changed := r.status.Ready != v.Ready
+	r.status.Ready = v.Ready
+	r.mu.Unlock()
+	if changed {
+		msg := "ready"
+		if !v.Ready {
+			msg = "not ready"
+		}
+		if v.Message != "" {
+			msg += ": " + v.Message
+		}
+		r.setState(StateRunning, msg, nil)
+	}
 }
 
 // beginStop sends the stop signal to every process of the instance and
 // arms the escalation to SIGKILL.
 func (r *Runner) beginStop() {
+	r.stopHealth()
 	r.setState(StateStopping, "stopping", nil)
 	r.signal(r.spec.StopSignal)
 	r.killAt = time.Now().Add(r.spec.StopTimeout)
@@ -377,8 +465,15 @@ func (r *Runner) signal(sig syscall.Signal) {
 
 // onExit handles the end of the main process.
 func (r *Runner) onExit() {
+	r.stopHealth()
 	e := r.proc.Exit()
-	if r.intent != intentNone {
+	switch r.intent {
+	case intentNone:
+	case intentUnhealthy:
+		if e.Reason != ReasonOOMKilled {
+			e.Reason = ReasonUnhealthy
+		}
+	default:
 		e.Reason = ReasonStopped
 	}
 	r.exit = e
@@ -490,6 +585,10 @@ func (r *Runner) ended() {
 	}
 	now := time.Now()
 	p := r.spec.Restart
+	why := ""
+	if r.intent == intentUnhealthy {
+		why = r.unhealthy
+	}
 	if !p.Wants(e) {
 		r.closeGroup()
 		if e.Success(p.SuccessCodes) {
@@ -499,7 +598,7 @@ func (r *Runner) ended() {
 		}
 		return
 	}
-	r.scheduleRestart(r.started, now, "", &e)
+	r.scheduleRestart(r.started, now, why, &e)
 }
 
 // scheduleRestart applies the backoff to a run from started to now.

@@ -92,14 +92,19 @@ var fields = []field{
 	{"resources.io", false, func(t *Task) any { return t.Resources.IO }},
 	// The kernel reads oom_score_adj of a process, set when it starts.
 	{"resources.oom_score_adj", true, func(t *Task) any { return t.Resources.OOMScoreAdj }},
+
+	// The agent restarts the probes, not the worker: a check says how the
+	// worker is watched, not how it is started.
+	{"health", false, func(t *Task) any { return t.Health }},
 }
 
 // Compare says which keys differ from old to new and whether each change
 // needs a restart: what the process is started with (kind, command, shell,
 // workdir, user, group, umask, env, env files, ports, merge_stderr,
 // resources.oom_score_adj) does; scaling, enabling, ordering, restart, stop
-// and log rotation settings and the other resource limits (applied to the
-// running instances' cgroups) do not. A different name is a different task; the agent handles a rename as
+// and log rotation settings, the other resource limits (applied to the
+// running instances' cgroups) and health checks (the probes are restarted)
+// do not. A different name is a different task; the agent handles a rename as
 // remove and add, Compare reports it as a restart.
 func Compare(old, new *Task) Diff {
 	var d Diff

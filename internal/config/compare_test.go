@@ -23,6 +23,12 @@ oom_score_adj = 100
 [[resources.io]]
 device = "/dev/sda"
 read_bps = "100MiB"
+
+[[health]]
+role = "readiness"
+type = "http"
+url = "http://127.0.0.1:{{.Port}}/ready"
+headers = { Accept = "application/json" }
 `, LoadOptions{ReadFile: func(p string) ([]byte, error) { return []byte("X=1\n"), nil }, StatDevice: testDevices})
 	task.DependsOn = []string{"db"} // a single file cannot depend on another
 	return task
@@ -80,6 +86,14 @@ func TestCompare(t *testing.T) {
 		{"resources.io", false, func(t *Task) { t.Resources.IO = nil }},
 		{"resources.oom_score_adj", true, func(t *Task) { n := 500; t.Resources.OOMScoreAdj = &n }},
 		{"resources.oom_score_adj", true, func(t *Task) { t.Resources.OOMScoreAdj = nil }},
+		{"health", false, func(t *Task) { t.Health[0].Interval = time.Minute }},
+		{"health", false, func(t *Task) { t.Health[0].URL = "http://127.0.0.1:{{.Port}}/health" }},
+		{"health", false, func(t *Task) { t.Health[0].Headers = map[string]string{"Accept": "text/plain"} }},
+		{"health", false, func(t *Task) { t.Health[0].Status = StatusRange{200, 200} }},
+		{"health", false, func(t *Task) {
+			t.Health = append(t.Health, HealthCheck{Role: RoleLiveness, Type: ProbeTCP, Address: "127.0.0.1:{{.Port}}"})
+		}},
+		{"health", false, func(t *Task) { t.Health = nil }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.key, func(t *testing.T) {
@@ -117,6 +131,10 @@ func TestCompare_Unchanged(t *testing.T) {
 	old.Ports, new.Ports = nil, map[string]int{}
 	if d := Compare(old, new); d.Changed() {
 		t.Errorf("nil vs empty ports: %+v", d)
+	}
+	old.Health, new.Health = nil, []HealthCheck{}
+	if d := Compare(old, new); d.Changed() {
+		t.Errorf("nil vs empty health: %+v", d)
 	}
 }
 

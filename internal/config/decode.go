@@ -24,9 +24,10 @@ var taskKeys = &keySet{
 			"compress": nil, "merge_stderr": nil,
 		}},
 		"resources": resourceKeys,
+		"health":    healthKeys,
 	},
 	later: map[string]bool{
-		"gpu": true, "health": true, "service": true, "schedule": true, "timezone": true,
+		"gpu": true, "service": true, "schedule": true, "timezone": true,
 	},
 }
 
@@ -176,6 +177,7 @@ func (f *taskFile) decode() {
 		}
 	}
 	f.decodeResources()
+	f.decodeHealth()
 }
 
 // decodeCommand accepts an array of strings, or one string (for shell = true).

@@ -108,4 +108,5 @@ func (f *taskFile) applyDefaults() {
 	if len(t.Resources.IO) == 0 {
 		t.Resources.IO = nil
 	}
+	f.defaultHealth()
 }

@@ -84,7 +84,7 @@ func (f *taskFile) loadDevices(devs *deviceReader) {
 		if !f.given[key] || !f.ok(key) {
 			continue
 		}
-		pos := f.posOf(key, entry)
+		pos := f.ioPos(key, entry)
 		res := devs.get(d.Path)
 		if res.err != nil {
 			f.errorAt(pos, key, deviceError(d.Path, res.err))

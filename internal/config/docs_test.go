@@ -3,6 +3,8 @@ package config
 import (
 	"os"
 	"regexp"
+	"slices"
+	"strings"
 	"testing"
 	"testing/fstest"
 )
@@ -26,5 +28,30 @@ func TestDocsExample(t *testing.T) {
 	}
 	if len(tasks) != 2 {
 		t.Fatalf("got %d tasks, want 2", len(tasks))
+	}
+}
+
+// TestDocsHealthExample loads the example of the [[health]] section, a
+// whole task file of its own.
+func TestDocsHealthExample(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/tasks.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(doc), "\n### `[[health]]`\n")
+	if !ok {
+		t.Fatal("docs/tasks.md has no [[health]] section")
+	}
+	block := regexp.MustCompile("(?s)```toml\n(.*?)```").FindStringSubmatch(section)
+	if block == nil {
+		t.Fatal("the [[health]] section has no toml example")
+	}
+	task := mustLoad(t, block[1], LoadOptions{Node: "gpu01"})
+	roles := make([]HealthRole, 0, len(task.Health))
+	for _, c := range task.Health {
+		roles = append(roles, c.Role)
+	}
+	if want := []HealthRole{RoleStartup, RoleLiveness, RoleReadiness}; !slices.Equal(roles, want) {
+		t.Errorf("roles %q, want %q", roles, want)
 	}
 }

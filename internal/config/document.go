@@ -146,12 +146,19 @@ func (d *document) str(path ...string) (string, bool) {
 	if !ok {
 		return "", false
 	}
+	return d.strValue(key, key, v)
+}
+
+// strValue converts the raw value v of key; a problem is reported at the
+// position of posKey. The other ...Value methods work alike: they serve
+// keys that lookup cannot reach, such as those of [[health]] entries.
+func (d *document) strValue(posKey, key string, v any) (string, bool) {
 	s, ok := v.(string)
 	if !ok {
 		if _, num := v.(int64); num {
-			d.errorf(key, "must be a string, not %s (try \"%v\")", tomlType(v), v)
+			d.errorAt(posKey, key, fmt.Errorf("must be a string, not %s (try \"%v\")", tomlType(v), v))
 		} else {
-			d.wrongType(key, v, "a string")
+			d.errorAt(posKey, key, fmt.Errorf("must be a string, not %s", tomlType(v)))
 		}
 		return "", false
 	}
@@ -185,31 +192,27 @@ func (d *document) integer(path ...string) (int, bool) {
 	if !ok {
 		return 0, false
 	}
-	n, ok := d.toInt(key, v)
-	if ok {
-		d.given[key] = true
-	}
-	return n, ok
+	return d.intValue(key, key, v)
 }
 
-func (d *document) toInt(key string, v any) (int, bool) {
+func (d *document) intValue(posKey, key string, v any) (int, bool) {
+	fail := func(format string, args ...any) (int, bool) {
+		d.errorAt(posKey, key, fmt.Errorf(format, args...))
+		return 0, false
+	}
 	switch v := v.(type) {
 	case int64:
 		if v < math.MinInt32 || v > math.MaxInt32 {
-			d.errorf(key, "%d is out of range", v)
-			return 0, false
+			return fail("%d is out of range", v)
 		}
+		d.given[key] = true
 		return int(v), true
 	case string:
 		if _, err := strconv.Atoi(v); err == nil {
-			d.errorf(key, "must be an integer, not a string (write %s without quotes)", v)
-		} else {
-			d.wrongType(key, v, "an integer")
+			return fail("must be an integer, not a string (write %s without quotes)", v)
 		}
-	default:
-		d.wrongType(key, v, "an integer")
 	}
-	return 0, false
+	return fail("must be an integer, not %s", tomlType(v))
 }
 
 // strs returns an array of strings.
@@ -228,11 +231,16 @@ func (d *document) strs(path ...string) ([]string, bool) {
 		}
 		return nil, false
 	}
+	return d.strElems(key, key, arr)
+}
+
+// strElems converts the elements of an array of strings.
+func (d *document) strElems(posKey, key string, arr []any) ([]string, bool) {
 	out := make([]string, 0, len(arr))
 	for i, e := range arr {
 		s, ok := e.(string)
 		if !ok {
-			d.errorAt(key, fmt.Sprintf("%s[%d]", key, i), fmt.Errorf("must be a string, not %s", tomlType(e)))
+			d.errorAt(posKey, fmt.Sprintf("%s[%d]", key, i), fmt.Errorf("must be a string, not %s", tomlType(e)))
 			return nil, false
 		}
 		out = append(out, s)
@@ -277,12 +285,19 @@ func (d *document) duration(path ...string) (time.Duration, bool) {
 	if !ok {
 		return 0, false
 	}
+	return d.durationValue(key, key, v)
+}
+
+func (d *document) durationValue(posKey, key string, v any) (time.Duration, bool) {
+	fail := func(format string, args ...any) (time.Duration, bool) {
+		d.errorAt(posKey, key, fmt.Errorf(format, args...))
+		return 0, false
+	}
 	switch v := v.(type) {
 	case string:
 		dur, err := time.ParseDuration(v)
 		if err != nil {
-			d.errorf(key, "%q is not a duration (use Go syntax such as \"90s\", \"1m30s\" or \"100ms\")", v)
-			return 0, false
+			return fail("%q is not a duration (use Go syntax such as \"90s\", \"1m30s\" or \"100ms\")", v)
 		}
 		d.given[key] = true
 		return dur, true
@@ -291,13 +306,11 @@ func (d *document) duration(path ...string) (time.Duration, bool) {
 			d.given[key] = true
 			return 0, true
 		}
-		d.errorf(key, "%d is not a duration (try \"%ds\")", v, v)
+		return fail("%d is not a duration (try \"%ds\")", v, v)
 	case float64:
-		d.errorf(key, "%v is not a duration (try \"%vs\")", v, v)
-	default:
-		d.wrongType(key, v, "a duration such as \"90s\"")
+		return fail("%v is not a duration (try \"%vs\")", v, v)
 	}
-	return 0, false
+	return fail("must be a duration such as \"90s\", not %s", tomlType(v))
 }
 
 // size reads a byte size: an integer (bytes) or a string for ParseByteSize.

@@ -187,6 +187,28 @@ type taskView struct {
 		MergeStderr bool   `json:"merge_stderr"`
 	} `json:"logs"`
 	Resources resourcesView `json:"resources"`
+	Health    []healthView  `json:"health,omitempty"`
+}
+
+// healthView shows a check with the keys of its type only.
+type healthView struct {
+	Role             HealthRole        `json:"role"`
+	Type             ProbeType         `json:"type"`
+	URL              string            `json:"url,omitempty"`
+	Method           string            `json:"method,omitempty"`
+	Headers          map[string]string `json:"headers,omitempty"`
+	Body             string            `json:"body,omitempty"`
+	Status           string            `json:"status,omitempty"`
+	BodyContains     string            `json:"body_contains,omitempty"`
+	Address          string            `json:"address,omitempty"`
+	Service          *string           `json:"service,omitempty"` // grpc only, "" included
+	Command          []string          `json:"command,omitempty"`
+	Interval         string            `json:"interval"`
+	Timeout          string            `json:"timeout"`
+	InitialDelay     string            `json:"initial_delay"`
+	FailureThreshold int               `json:"failure_threshold"`
+	SuccessThreshold int               `json:"success_threshold"`
+	StartPeriod      string            `json:"start_period,omitempty"` // startup only
 }
 
 // resourcesView shows the limits a file set, and no others.
@@ -252,6 +274,24 @@ func viewTask(t *Task) taskView {
 			Device: d.Path, Limited: fmt.Sprintf("%d:%d", d.Major, d.Minor),
 			ReadBPS: d.ReadBPS, WriteBPS: d.WriteBPS, ReadIOPS: d.ReadIOPS, WriteIOPS: d.WriteIOPS,
 		})
+	}
+	for _, c := range t.Health {
+		h := healthView{
+			Role: c.Role, Type: c.Type, URL: c.URL, Method: c.Method, Headers: c.Headers, Body: c.Body,
+			BodyContains: c.BodyContains, Address: c.Address, Command: c.Command,
+			Interval: shortDuration(c.Interval), Timeout: shortDuration(c.Timeout), InitialDelay: shortDuration(c.InitialDelay),
+			FailureThreshold: c.FailureThreshold, SuccessThreshold: c.SuccessThreshold,
+		}
+		if c.Type == ProbeHTTP {
+			h.Status = c.Status.String()
+		}
+		if c.Type == ProbeGRPC {
+			h.Service = &c.Service
+		}
+		if c.Role == RoleStartup {
+			h.StartPeriod = shortDuration(c.StartPeriod)
+		}
+		v.Health = append(v.Health, h)
 	}
 	return v
 }

@@ -99,7 +99,15 @@ func keyHint(root, table *keySet, parent, part string) string {
 		}
 	}
 	walk(root, nil)
-	sort.Slice(elsewhere, func(i, j int) bool { return elsewhere[i].table < elsewhere[j].table })
+	// A plain table first: timeout at the top is stop.timeout more likely
+	// than the timeout of a [[health]] check.
+	sort.Slice(elsewhere, func(i, j int) bool {
+		a, b := elsewhere[i], elsewhere[j]
+		if a.array != b.array {
+			return !a.array
+		}
+		return a.table < b.table
+	})
 	if len(elsewhere) > 0 {
 		p := elsewhere[0]
 		k := joinKey(p.table, part)

@@ -153,5 +153,16 @@ func cloneTask(t *Task) Task {
 		n := *t.Resources.OOMScoreAdj
 		c.Resources.OOMScoreAdj = &n
 	}
+	c.Health = cloneHealth(t.Health)
 	return c
+}
+
+// cloneHealth copies checks so that no map or slice is shared with them.
+func cloneHealth(checks []HealthCheck) []HealthCheck {
+	out := slices.Clone(checks)
+	for i := range out {
+		out[i].Headers = maps.Clone(checks[i].Headers)
+		out[i].Command = slices.Clone(checks[i].Command)
+	}
+	return out
 }

@@ -128,6 +128,9 @@ func (s *keyScanner) document() {
 				s.entry = name + "[" + strconv.Itoa(s.entries[name]) + "]"
 				s.entries[name]++
 				s.recordName(s.entry, p)
+			} else if e := s.subTableOfEntry(table); e != "" {
+				s.entry = e
+				s.recordName(e, p)
 			}
 			s.skipToEOL()
 		case isBareKeyChar(c) || c == '"' || c == '\'':
@@ -143,13 +146,29 @@ func (s *keyScanner) document() {
 			s.skipBlanks()
 			if s.peek() == '=' {
 				s.next()
-				s.value(k)
+				alt := ""
+				if s.entry != "" {
+					alt = s.entry + "." + sub.String()
+				}
+				s.value(k, alt)
 			}
 			s.skipToEOL()
 		default:
 			s.skipToEOL()
 		}
 	}
+}
+
+// subTableOfEntry returns the name with index of a [table] that TOML puts
+// into the last entry of an array of tables, "x[1].sub" for [x.sub] after
+// the second [[x]]; "" when table is no such table.
+func (s *keyScanner) subTableOfEntry(table toml.Key) string {
+	for n := len(table) - 1; n >= 1; n-- {
+		if count := s.entries[table[:n].String()]; count > 0 {
+			return table[:n].String() + "[" + strconv.Itoa(count-1) + "]." + table[n:].String()
+		}
+	}
+	return ""
 }
 
 // key reads a dotted key of bare and quoted parts.
@@ -180,8 +199,10 @@ func (s *keyScanner) key() toml.Key {
 	}
 }
 
-// value skips one value; the keys of an inline table are recorded under prefix.
-func (s *keyScanner) value(prefix toml.Key) {
+// value skips one value; the keys of an inline table are recorded under
+// prefix, and under alt too when it is not "" (the dotted name of prefix
+// with the index of its entry, "x[1].headers").
+func (s *keyScanner) value(prefix toml.Key, alt string) {
 	s.skipBlanks()
 	switch c := s.peek(); {
 	case c == '"' && s.hasPrefix(`"""`):
@@ -208,7 +229,7 @@ func (s *keyScanner) value(prefix toml.Key) {
 				continue
 			}
 			start := s.i
-			s.value(nil)
+			s.value(nil, "")
 			if s.i == start {
 				s.next()
 			}
@@ -226,14 +247,22 @@ func (s *keyScanner) value(prefix toml.Key) {
 				return
 			case isBareKeyChar(c) || c == '"' || c == '\'':
 				p := s.pos()
-				k := append(append(toml.Key{}, prefix...), s.key()...)
+				sub := s.key()
+				k := append(append(toml.Key{}, prefix...), sub...)
 				if prefix != nil {
 					s.record(k, p)
+				}
+				subAlt := ""
+				if alt != "" {
+					for n := 1; n <= len(sub); n++ {
+						s.recordName(alt+"."+sub[:n].String(), p)
+					}
+					subAlt = alt + "." + sub.String()
 				}
 				s.skipBlanks()
 				if s.peek() == '=' {
 					s.next()
-					s.value(k)
+					s.value(k, subAlt)
 				}
 			default:
 				s.next()

@@ -29,6 +29,12 @@ o = 1
 "é" = 2
 k = "\"" # escaped quote
 after = 1
+[[arr]]
+h = { A = "1", B.C = 2 }
+[arr.sub]
+y = 3
+[arr.sub.deeper]
+z = 4
 `
 	want := map[string]position{
 		"name":                    {2, 1},
@@ -57,6 +63,17 @@ after = 1
 		`"odd table".inner."é"`:   {24, 1},
 		`"odd table".inner.k`:     {25, 1},
 		`"odd table".inner.after`: {26, 1},
+		// [arr.sub] after [[arr]] is a table of that entry.
+		"arr[2]":              {27, 1},
+		"arr[2].h":            {28, 1},
+		"arr[2].h.A":          {28, 7},
+		"arr[2].h.B":          {28, 16},
+		"arr[2].h.B.C":        {28, 16},
+		"arr[2].sub":          {29, 1},
+		"arr[2].sub.y":        {30, 1},
+		"arr[2].sub.deeper":   {31, 1},
+		"arr[2].sub.deeper.z": {32, 1},
+		"arr.sub.y":           {30, 1},
 	}
 	got := locateKeys([]byte(src))
 	for k, p := range want {
@@ -64,7 +81,7 @@ after = 1
 			t.Errorf("%s at %v, want %v", k, got[k], p)
 		}
 	}
-	for _, k := range []string{"multi", "not", "not.a.table", "x = 1", "arr[2]", `"odd table".inner[0]`, `"odd table"[0].inner.o`} {
+	for _, k := range []string{"multi", "not", "not.a.table", "x = 1", "arr[3]", "arr[1].sub", `"odd table".inner[0]`, `"odd table"[0].inner.o`} {
 		if p, ok := got[k]; ok {
 			t.Errorf("%q inside a string found as a key at %v", k, p)
 		}

@@ -13,8 +13,9 @@ import (
 // GLMD_TASK, GLMD_INSTANCE, GLMD_NODE, GLMD_PORT (when the task has a
 // port) and GLMD_PORT_<NAME> for each named port, then the variables of
 // the env files in the order listed (as read at load time), then env.
-// PATH, HOME, USER and LOGNAME are the launcher's to add. v.Name is
-// ignored: a task is always rendered under its own name.
+// PATH, HOME, USER and LOGNAME are the launcher's to add. The health
+// checks get their URL, header values, body, address and command
+// rendered. v.Name is ignored: a task is always rendered under its own name.
 func (t *Task) Render(v Vars) (Instance, error) {
 	v.Name = t.Name
 	for name := range t.Ports {
@@ -74,6 +75,14 @@ func (t *Task) Render(v Vars) (Instance, error) {
 			return Instance{}, fmt.Errorf("task %s: env.%s: %w", t.Name, k, err)
 		}
 		env[k] = out
+	}
+
+	for i, c := range t.Health {
+		rc, err := renderHealth(c, i, v)
+		if err != nil {
+			return Instance{}, fmt.Errorf("task %s: %w", t.Name, err)
+		}
+		inst.Health = append(inst.Health, rc)
 	}
 
 	keys := make([]string, 0, len(env))

@@ -175,14 +175,14 @@ func (f *taskFile) decodeIO() {
 		entry := fmt.Sprintf("resources.io[%d]", i)
 		m, ok := e.(map[string]any)
 		if !ok {
-			f.errorAt(f.posOf(entry), entry, fmt.Errorf("must be a table with device and its limits, not %s", tomlType(e)))
+			f.errorAt(f.ioPos(entry), entry, fmt.Errorf("must be a table with device and its limits, not %s", tomlType(e)))
 			continue
 		}
 		f.given[entry] = true
 		for _, name := range sortedKeys(m) {
 			if _, known := ioKeys.keys[name]; !known {
 				key := entry + "." + joinKey("", name)
-				f.errorAt(f.posOf(key, entry), "", &unknownKeyError{key: key, hint: keyHint(taskKeys, ioKeys, entry, name)})
+				f.errorAt(f.ioPos(key, entry), "", &unknownKeyError{key: key, hint: keyHint(taskKeys, ioKeys, entry, name)})
 			}
 		}
 		d := &io[i]
@@ -222,15 +222,20 @@ func (d *document) ioEntry(i int) (map[string]any, bool) {
 	return nil, false
 }
 
-// posOf returns the first of keys whose position is known, so that an
-// error about an entry of an inline array points at the array at least.
+// posOf returns the first of keys whose position is known, else the last:
+// an error about an entry of an inline array points at the array at least.
 func (d *document) posOf(keys ...string) string {
 	for _, k := range keys {
 		if _, ok := d.where[k]; ok {
 			return k
 		}
 	}
-	return "resources.io"
+	return keys[len(keys)-1]
+}
+
+// ioPos is posOf for [[resources.io]] entries.
+func (d *document) ioPos(keys ...string) string {
+	return d.posOf(append(keys, "resources.io")...)
 }
 
 func (f *taskFile) entryString(entry, name string, m map[string]any) (string, bool) {
@@ -241,7 +246,7 @@ func (f *taskFile) entryString(entry, name string, m map[string]any) (string, bo
 	key := entry + "." + name
 	s, ok := v.(string)
 	if !ok {
-		f.errorAt(f.posOf(key, entry), key, fmt.Errorf("must be a string, not %s", tomlType(v)))
+		f.errorAt(f.ioPos(key, entry), key, fmt.Errorf("must be a string, not %s", tomlType(v)))
 		return "", false
 	}
 	f.given[key] = true
@@ -258,7 +263,7 @@ func (f *taskFile) entryLimit(entry, name string, m map[string]any, size bool) (
 	}
 	key := entry + "." + name
 	fail := func(format string, args ...any) (uint64, bool) {
-		f.errorAt(f.posOf(key, entry), key, fmt.Errorf(format, args...))
+		f.errorAt(f.ioPos(key, entry), key, fmt.Errorf(format, args...))
 		return 0, false
 	}
 	var n int64
@@ -385,13 +390,13 @@ func (f *taskFile) validateIO() {
 		dev := entry + ".device"
 		switch {
 		case !f.given[dev] && f.ok(dev):
-			f.errorAt(f.posOf(entry), entry, fmt.Errorf(`device missing: the block device to limit, such as device = "/dev/nvme0n1" (lsblk lists them)`))
+			f.errorAt(f.ioPos(entry), entry, fmt.Errorf(`device missing: the block device to limit, such as device = "/dev/nvme0n1" (lsblk lists them)`))
 		case f.given[dev] && !path.IsAbs(d.Path):
 			try := "/dev/nvme0n1"
 			if d.Path != "" && !strings.Contains(d.Path, "/") {
 				try = "/dev/" + d.Path
 			}
-			f.errorAt(f.posOf(dev, entry), dev, fmt.Errorf("%q is not an absolute path (try %q)", d.Path, try))
+			f.errorAt(f.ioPos(dev, entry), dev, fmt.Errorf("%q is not an absolute path (try %q)", d.Path, try))
 		}
 		// A bad limit or an unknown key (probably a limit misspelt) is
 		// reported already.
@@ -411,7 +416,7 @@ func (f *taskFile) validateIO() {
 			if d.Path != "" {
 				of = " for " + d.Path
 			}
-			f.errorAt(f.posOf(entry), entry, fmt.Errorf("sets no limit%s (set read_bps, write_bps, read_iops or write_iops)", of))
+			f.errorAt(f.ioPos(entry), entry, fmt.Errorf("sets no limit%s (set read_bps, write_bps, read_iops or write_iops)", of))
 		}
 	}
 }

@@ -5,6 +5,7 @@
 package config
 
 import (
+	"strconv"
 	"syscall"
 	"time"
 
@@ -72,6 +73,9 @@ type Task struct {
 	// are those of the device as it was when the file was loaded (the
 	// whole disk for a partition); a renumbered device is a changed spec.
 	Resources resources.Limits
+	// Health holds the [[health]] checks in file order, at most one per
+	// role; none means the instance is ready once it runs.
+	Health []HealthCheck
 }
 
 // EnvFile is one entry of env_file.
@@ -122,4 +126,75 @@ type Instance struct {
 	Argv    []string
 	Env     []string // KEY=VALUE: GLMD_* variables, then env files, then env (later wins), sorted by key
 	Workdir string
+	Health  []HealthCheck // the task's checks with URL, headers, body, address and command rendered
+}
+
+// HealthRole says what the outcome of a health check decides.
+type HealthRole string
+
+// Health check roles, as in Kubernetes. Startup gates the other two and
+// gives a slow starter its start_period; liveness failures restart the
+// instance (reason "unhealthy"); readiness says whether it may get work.
+const (
+	RoleStartup   HealthRole = "startup"
+	RoleLiveness  HealthRole = "liveness"
+	RoleReadiness HealthRole = "readiness"
+)
+
+// ProbeType says how a health check probes an instance.
+type ProbeType string
+
+// Probe types: an HTTP request, a TCP connect, a command (exit 0 is
+// healthy) and the standard grpc.health.v1 Check call.
+const (
+	ProbeHTTP ProbeType = "http"
+	ProbeTCP  ProbeType = "tcp"
+	ProbeExec ProbeType = "exec"
+	ProbeGRPC ProbeType = "grpc"
+)
+
+// HealthCheck is one [[health]] entry. In a Task, URL, the Headers
+// values, Body, Address and Command are templates; in an Instance they are
+// rendered. The fields of other probe types are zero.
+type HealthCheck struct {
+	Role HealthRole
+	Type ProbeType
+
+	// http
+	URL          string            // template; http:// or https://
+	Method       string            // upper case; default "GET"
+	Headers      map[string]string // values are templates; nil = none
+	Body         string            // template; "" = no body
+	Status       StatusRange       // the status codes that pass; default 200-399
+	BodyContains string            // "" = the body is not checked
+
+	// tcp and grpc
+	Address string // template; host:port
+	Service string // grpc: the service name asked about; "" = the whole server
+
+	// exec
+	Command []string // argv templates; run as the task's user, without a shell
+
+	Interval         time.Duration // from the end of one probe to the start of the next
+	Timeout          time.Duration // at most Interval, so probes never overlap
+	InitialDelay     time.Duration // from the process start to the first probe
+	FailureThreshold int           // failures in a row that make the check fail
+	SuccessThreshold int           // successes in a row that make it pass; 1 for startup and liveness
+	// StartPeriod (startup only): failures within this time of the process
+	// start do not count, so a server loading its weights is not restarted.
+	StartPeriod time.Duration
+}
+
+// StatusRange is an inclusive range of HTTP status codes.
+type StatusRange struct{ Min, Max int }
+
+// Contains says whether code is in r.
+func (r StatusRange) Contains(code int) bool { return code >= r.Min && code <= r.Max }
+
+// String formats r as the task file writes it: "200-399", or "200".
+func (r StatusRange) String() string {
+	if r.Min == r.Max {
+		return strconv.Itoa(r.Min)
+	}
+	return strconv.Itoa(r.Min) + "-" + strconv.Itoa(r.Max)
 }

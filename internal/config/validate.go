@@ -74,6 +74,7 @@ func (f *taskFile) validate(node string) {
 	}
 	f.validateLogs()
 	f.validateResources()
+	f.validateHealth()
 	f.validateTemplates(node)
 }
 
@@ -259,19 +260,7 @@ func (f *taskFile) validateTemplates(node string) {
 	t := &f.t
 	vars := f.sampleVars(node)
 	renderCheck := func(posKey, key, text string, allowPorts bool) (string, bool) {
-		tmpl, err := checkTemplate(key, text, vars.Port != NoPort, vars.Ports, allowPorts)
-		if err == nil {
-			var out string
-			out, err = renderTemplate(tmpl, vars)
-			if err == nil && strings.ContainsRune(out, 0) {
-				err = fmt.Errorf("contains a NUL byte")
-			}
-			if err == nil {
-				return out, true
-			}
-		}
-		f.errorAt(posKey, key, err)
-		return "", false
+		return f.renderCheck(vars, posKey, key, text, allowPorts)
 	}
 	if f.ok("command") {
 		for i, arg := range t.Command {
@@ -303,4 +292,23 @@ func (f *taskFile) validateTemplates(node string) {
 			f.errorAt("env_file", key, fmt.Errorf("%q is not an absolute path", out))
 		}
 	}
+	f.validateHealthTemplates(vars)
+}
+
+// renderCheck checks the template text of key and renders it with vars,
+// reporting a problem at posKey.
+func (f *taskFile) renderCheck(vars Vars, posKey, key, text string, allowPorts bool) (string, bool) {
+	tmpl, err := checkTemplate(key, text, vars.Port != NoPort, vars.Ports, allowPorts)
+	if err == nil {
+		var out string
+		out, err = renderTemplate(tmpl, vars)
+		if err == nil && strings.ContainsRune(out, 0) {
+			err = fmt.Errorf("contains a NUL byte")
+		}
+		if err == nil {
+			return out, true
+		}
+	}
+	f.errorAt(posKey, key, err)
+	return "", false
 }

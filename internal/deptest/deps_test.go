@@ -20,6 +20,9 @@ func TestDeps(t *testing.T) {
 	}{
 		{"github.com/open-autoglm/glmd/supervisor", append([]string{
 			"github.com/open-autoglm/glmd/agent",
+			"github.com/open-autoglm/glmd/cgroup",
+			"github.com/open-autoglm/glmd/internal/health",
+			"github.com/open-autoglm/glmd/internal/config",
 			"github.com/open-autoglm/glmd/internal/api",
 			"github.com/prometheus/client_golang",
 		}, heavy...)},

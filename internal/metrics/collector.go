@@ -65,6 +65,7 @@ func newCollector(src Source, version, commit string, now func() time.Time, log 
 			{"instances", instanceCollector{}},
 			{"logs", logCollector{}},
 			{"cgroups", cgroupCollector{}},
+			{"probes", probeCollector{}},
 			{"agent", agentCollector{}},
 		},
 	}

@@ -38,6 +38,21 @@ type Instance struct {
 	Logs      []LogStream
 	// Resources is what the instance's cgroup used; nil when it has none.
 	Resources *resources.Stats
+	// Probes are the instance's health checks, cumulative.
+	Probes []Probe
+}
+
+// Probe is one health check of an instance, cumulative since the instance
+// was created.
+type Probe struct {
+	Role                string            // startup, liveness, readiness
+	Results             map[string]uint64 // by outcome: success, failure, timeout, error
+	ConsecutiveFailures int
+	// Latency is a histogram of probe durations in seconds: cumulative
+	// counts per upper bound, as prometheus.MustNewConstHistogram takes.
+	LatencyBuckets map[float64]uint64
+	LatencyCount   uint64
+	LatencySum     float64
 }
 
 // LogStream is the counters of one of an instance's output streams.

@@ -72,6 +72,8 @@ var (
 			{Stream: "stdout", Bytes: 1024, Rotations: 10},
 			{Stream: "stderr", Bytes: 2048, Rotations: 5, DroppedBytes: 100, DroppedLines: 2},
 		},
+		Probes: []Probe{{Role: "liveness", Results: map[string]uint64{"success": 40, "timeout": 2}, ConsecutiveFailures: 1,
+			LatencyBuckets: map[float64]uint64{0.001: 30, 0.01: 40, 1: 42}, LatencyCount: 42, LatencySum: 2.5}},
 		Resources: &resources.Stats{CPU: 90 * time.Second, CPUThrottled: 1500 * time.Millisecond, NrThrottled: 15,
 			MemoryCurrent: 1 << 30, MemoryPeak: 3 << 29, Pids: 12, IOReadBytes: 4096, IOWriteBytes: 8192, OOMKills: 1},
 	}
@@ -160,7 +162,8 @@ var (
 	cgroupNames   = []string{"glmd_instance_cpu_seconds_total", "glmd_instance_cpu_throttled_seconds_total", "glmd_instance_memory_bytes",
 		"glmd_instance_memory_peak_bytes", "glmd_instance_pids", "glmd_instance_io_read_bytes_total", "glmd_instance_io_write_bytes_total",
 		"glmd_instance_oom_kills_total"}
-	allNames = slices.Concat(instanceNames, logNames, agentNames, cgroupNames, []string{"glmd_build_info", "glmd_scrape_collector_success"})
+	probeNames = []string{"glmd_probe_results_total", "glmd_probe_duration_seconds", "glmd_probe_consecutive_failures"}
+	allNames   = slices.Concat(instanceNames, logNames, agentNames, cgroupNames, probeNames, []string{"glmd_build_info", "glmd_scrape_collector_success"})
 )
 
 func TestCollector_Exposition(t *testing.T) {
@@ -181,6 +184,30 @@ func TestCollector_Exposition(t *testing.T) {
 			src:   &fakeSource{instances: []Instance{serve0, batch1}},
 			names: logNames,
 			want:  serve0Logs,
+		},
+		{
+			name:  "probes",
+			src:   &fakeSource{instances: []Instance{serve0, batch1}},
+			names: probeNames,
+			want: `
+# HELP glmd_probe_consecutive_failures Failures in a row of a task instance's health probe; 0 after a success.
+# TYPE glmd_probe_consecutive_failures gauge
+glmd_probe_consecutive_failures{instance="0",role="liveness",task="glm-serve"} 1
+# HELP glmd_probe_duration_seconds How long a task instance's health probes took, by role.
+# TYPE glmd_probe_duration_seconds histogram
+glmd_probe_duration_seconds_bucket{instance="0",role="liveness",task="glm-serve",le="0.001"} 30
+glmd_probe_duration_seconds_bucket{instance="0",role="liveness",task="glm-serve",le="0.01"} 40
+glmd_probe_duration_seconds_bucket{instance="0",role="liveness",task="glm-serve",le="1"} 42
+glmd_probe_duration_seconds_bucket{instance="0",role="liveness",task="glm-serve",le="+Inf"} 42
+glmd_probe_duration_seconds_sum{instance="0",role="liveness",task="glm-serve"} 2.5
+glmd_probe_duration_seconds_count{instance="0",role="liveness",task="glm-serve"} 42
+# HELP glmd_probe_results_total Health probe results of a task instance, by role and outcome (success, failure, timeout, error).
+# TYPE glmd_probe_results_total counter
+glmd_probe_results_total{instance="0",outcome="error",role="liveness",task="glm-serve"} 0
+glmd_probe_results_total{instance="0",outcome="failure",role="liveness",task="glm-serve"} 0
+glmd_probe_results_total{instance="0",outcome="success",role="liveness",task="glm-serve"} 40
+glmd_probe_results_total{instance="0",outcome="timeout",role="liveness",task="glm-serve"} 2
+`,
 		},
 		{
 			name:  "cgroups, only for instances that have one",
@@ -283,6 +310,7 @@ glmd_reloads_total{result="ok"} 0
 glmd_scrape_collector_success{collector="agent"} 1
 glmd_scrape_collector_success{collector="cgroups"} 1
 glmd_scrape_collector_success{collector="instances"} 1
+glmd_scrape_collector_success{collector="probes"} 1
 glmd_scrape_collector_success{collector="logs"} 1
 # HELP glmd_tasks Tasks loaded.
 # TYPE glmd_tasks gauge
@@ -312,7 +340,7 @@ func TestCollector_RemovedInstanceDisappears(t *testing.T) {
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "glmd_instance_state"); err != nil {
 		t.Error(err)
 	}
-	for _, name := range slices.Concat(instanceNames, logNames, cgroupNames) {
+	for _, name := range slices.Concat(instanceNames, logNames, cgroupNames, probeNames) {
 		if n := countWithLabel(t, reg, name, "task", "glm-serve"); n != 0 {
 			t.Errorf("%s still has %d series of the removed glm-serve:0", name, n)
 		}
@@ -330,13 +358,13 @@ func TestCollector_ScrapeCollectorMetrics(t *testing.T) {
 		{
 			name:        "all good",
 			src:         &fakeSource{instances: []Instance{serve0}},
-			wantSuccess: map[string]float64{"instances": 1, "logs": 1, "cgroups": 1, "agent": 1},
+			wantSuccess: map[string]float64{"instances": 1, "logs": 1, "cgroups": 1, "probes": 1, "agent": 1},
 			wantPresent: slices.Concat(instanceNames, logNames, cgroupNames, []string{"glmd_reloads_total", "glmd_tasks"}),
 		},
 		{
 			name:        "a panicking source fails its collectors only",
 			src:         &fakeSource{instances: []Instance{serve0}, panics: true},
-			wantSuccess: map[string]float64{"instances": 0, "logs": 0, "cgroups": 0, "agent": 1},
+			wantSuccess: map[string]float64{"instances": 0, "logs": 0, "cgroups": 0, "probes": 0, "agent": 1},
 			wantPresent: []string{"glmd_reloads_total", "glmd_tasks", "glmd_build_info"},
 			wantAbsent:  slices.Concat(instanceNames, logNames, cgroupNames),
 		},
@@ -346,7 +374,7 @@ func TestCollector_ScrapeCollectorMetrics(t *testing.T) {
 				instances: []Instance{serve0, serve0},
 				agent:     Agent{InvalidFiles: []InvalidFile{{File: "a.toml"}, {File: "a.toml"}}},
 			},
-			wantSuccess: map[string]float64{"instances": 0, "logs": 0, "cgroups": 0, "agent": 0},
+			wantSuccess: map[string]float64{"instances": 0, "logs": 0, "cgroups": 0, "probes": 0, "agent": 0},
 			wantPresent: slices.Concat(instanceNames, logNames, cgroupNames, agentNames),
 		},
 	}

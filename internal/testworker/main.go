@@ -4,9 +4,10 @@
 // prebuilt one from GLMD_TESTWORKER; it needs nothing but the standard library and x/sys, and is built static
 // (CGO_ENABLED=0).
 //
-// It works in this order: set up signal handling, print, write the pidfile, spawn, serve HTTP, burn CPU, hog
-// memory, fork, flood, write with O_DIRECT, then the main behaviour (sleep, exit or crash). Signal handling comes
-// first, so a test that has seen any output or the pidfile may signal the process.
+// It works in this order: set up signal handling, print, write the pidfile, spawn, serve HTTP and gRPC (with
+// -listen-after: start a timer for it), burn CPU, hog memory, fork, flood, write with O_DIRECT, then the main
+// behaviour (sleep, exit or crash). Signal handling comes first, so a test that has seen any output or the pidfile
+// may signal the process.
 //
 // Printing:
 //
@@ -75,14 +76,38 @@
 //
 // -burn-cpu, -hog and -fork combine with each other and with everything else.
 //
-// Health endpoint:
+// Health endpoints:
 //
 //	-http ADDR         serve HTTP on ADDR (127.0.0.1:0 picks a port) and print "listening on HOST:PORT"
 //	-addr-file PATH    also write HOST:PORT (no newline) to PATH, atomically
-//	-healthy           the first answer of GET /health (default true)
+//	-grpc ADDR         serve the gRPC health service (grpc.health.v1.Health/Check) on ADDR, plaintext HTTP/2
+//	                   (h2c, prior knowledge only), and print "grpc listening on HOST:PORT"
+//	-grpc-addr-file PATH
+//	                   also write the gRPC HOST:PORT (no newline) to PATH, atomically
+//	-grpc-service NAME answer for service NAME too (repeatable); the empty name, the server as a whole, always
+//	                   answers, every other name gets NOT_FOUND
+//	-healthy           the first answer of the switch (default true)
+//	-ready-after DUR   every probe answers "starting", whatever the switch says, until DUR after the worker
+//	                   started, like a model server loading its weights: the servers listen meanwhile, so a
+//	                   probe's connection is accepted but the answer is not ready
+//	-listen-after DUR  listen only DUR after the worker started, so that connections are refused until then; the
+//	                   worker goes on meanwhile, and prints the "listening" lines when it listens (a test gives a
+//	                   fixed port, as 127.0.0.1:0 gives no port to try before)
 //
-// GET /health answers 200 "ok" or 503 "unhealthy", or hangs until the answer changes or the client gives up. POST
-// /healthy, /unhealthy and /hang set that answer; the new answer also releases requests hanging at the time.
+// Both count from the worker's start, so -ready-after at most -listen-after is ready as soon as it listens.
+//
+// One switch drives every probe: "ok", "unhealthy" or "hang". GET /health answers 200 "ok", 503 "unhealthy" or
+// 503 "starting", or hangs until the answer changes or the client gives up. POST /v1/completions, a readiness probe
+// that asks for one token, answers 200 {"choices":[{"text":"x"}]} when GET /health would answer 200, 503
+// {"error":{"message":"ANSWER"}} when it would answer 503, and hangs when it would hang; the request body is read
+// and ignored. POST /healthy, /unhealthy and /hang on the -http server set the switch; the new answer also releases
+// requests hanging at the time. With -grpc alone, nothing sets the switch: it stays as -healthy says.
+//
+// The gRPC Check answers SERVING for "ok", NOT_SERVING for "unhealthy" and "starting", and hangs for "hang"; each
+// answer is one HealthCheckResponse and the trailer grpc-status 0. An unknown service gets grpc-status 5
+// (NOT_FOUND), another method 12 (UNIMPLEMENTED), a compressed request 12 and a malformed one 13 (INTERNAL), each
+// with a grpc-message and no response message (trailers only). A request that is not POST or not
+// application/grpc(+proto) gets HTTP 405 or 415.
 //
 // Usage errors exit 2.
 package main
@@ -93,8 +118,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -119,7 +142,7 @@ const (
 
 // floodLine is the unit of -flood output; floodLines of them make one write.
 const (
-	floodLine  = "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n"
+	floodLine  = "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n"
 	floodLines = 10000
 )
 
@@ -145,7 +168,12 @@ type options struct {
 	floodForever       bool
 	httpAddr           string
 	addrFile           string
+	grpcAddr           string
+	grpcAddrFile       string
+	grpcServices       []string
 	healthy            bool
+	readyAfter         time.Duration
+	listenAfter        time.Duration
 	burnCPU            int
 	hog, hogStep       byteSize
 	fork               int
@@ -200,7 +228,15 @@ func parseFlags(args []string) (*options, error) {
 	fs.BoolVar(&o.floodForever, "flood-forever", false, "flood stdout until killed")
 	fs.StringVar(&o.httpAddr, "http", "", "serve /health on `ADDR`")
 	fs.StringVar(&o.addrFile, "addr-file", "", "write the HTTP address to `PATH`")
-	fs.BoolVar(&o.healthy, "healthy", true, "first answer of GET /health")
+	fs.StringVar(&o.grpcAddr, "grpc", "", "serve the gRPC health service on `ADDR` (h2c)")
+	fs.StringVar(&o.grpcAddrFile, "grpc-addr-file", "", "write the gRPC address to `PATH`")
+	fs.Func("grpc-service", "also answer gRPC health checks for service `NAME` (repeatable)", func(s string) error {
+		o.grpcServices = append(o.grpcServices, s)
+		return nil
+	})
+	fs.BoolVar(&o.healthy, "healthy", true, "first answer of every probe")
+	fs.DurationVar(&o.readyAfter, "ready-after", 0, "probes answer \"starting\" until `DUR` after start")
+	fs.DurationVar(&o.listenAfter, "listen-after", 0, "listen for probes only `DUR` after start")
 	fs.IntVar(&o.burnCPU, "burn-cpu", 0, "spin on `N` CPUs until killed")
 	fs.Var(&o.hog, "hog", "allocate and touch `BYTES` of memory")
 	fs.Var(&o.hogStep, "hog-step", "allocate -hog in steps of `BYTES`")
@@ -232,7 +268,7 @@ func parseFlags(args []string) (*options, error) {
 		bad = append(bad, "-after needs -exit or -crash")
 	}
 	if o.spawn < 0 || o.spawnSetsid < 0 || o.daemonize < 0 || o.flood < 0 || o.after < 0 || o.termDelay < 0 ||
-		o.burnCPU < 0 || o.fork < 0 {
+		o.burnCPU < 0 || o.fork < 0 || o.readyAfter < 0 || o.listenAfter < 0 {
 		bad = append(bad, "counts, sizes and durations must not be negative")
 	}
 	if o.flood > 0 && o.floodForever {
@@ -240,6 +276,14 @@ func parseFlags(args []string) (*options, error) {
 	}
 	if o.addrFile != "" && o.httpAddr == "" {
 		bad = append(bad, "-addr-file needs -http")
+	}
+	if (o.grpcAddrFile != "" || len(o.grpcServices) > 0) && o.grpcAddr == "" {
+		bad = append(bad, "-grpc-addr-file and -grpc-service need -grpc")
+	}
+	for _, name := range []string{"ready-after", "listen-after"} {
+		if set[name] && o.httpAddr == "" && o.grpcAddr == "" {
+			bad = append(bad, "-"+name+" needs -http or -grpc")
+		}
 	}
 	if set["hog-step"] && o.hog == 0 {
 		bad = append(bad, "-hog-step needs -hog")
@@ -293,6 +337,8 @@ func parseSignal(s string) (syscall.Signal, error) {
 // worker is the process the test started (role "").
 type worker struct {
 	o *options
+	// start is when the worker started: -ready-after and -listen-after count from here.
+	start time.Time
 
 	// outMu serialises writes to stdout so that a flood never tears a line the signal handler prints.
 	outMu sync.Mutex
@@ -303,7 +349,7 @@ type worker struct {
 	exitMu sync.Mutex
 }
 
-func newWorker(o *options) *worker { return &worker{o: o} }
+func newWorker(o *options) *worker { return &worker{o: o, start: time.Now()} }
 
 func (w *worker) run() {
 	sigs := make(chan os.Signal, 4)
@@ -335,8 +381,8 @@ func (w *worker) run() {
 		}
 	}
 	w.spawnAll()
-	if o.httpAddr != "" {
-		w.serveHTTP()
+	if o.httpAddr != "" || o.grpcAddr != "" {
+		w.serveProbes()
 	}
 	if o.burnCPU > 0 {
 		w.burnCPU(o.burnCPU)
@@ -509,94 +555,6 @@ func startSelf(args []string, setsid bool) (*exec.Cmd, error) {
 		return nil, fmt.Errorf("start child %s: %w", exe, err)
 	}
 	return cmd, nil
-}
-
-func (w *worker) serveHTTP() {
-	ln, err := net.Listen("tcp", w.o.httpAddr)
-	if err != nil {
-		fatal(fmt.Errorf("listen on %s: %w", w.o.httpAddr, err))
-	}
-	addr := ln.Addr().String()
-	if w.o.addrFile != "" {
-		if err := writeFileAtomic(w.o.addrFile, addr); err != nil {
-			fatal(err)
-		}
-	}
-	w.print("listening on " + addr + "\n")
-	h := newHealth(w.o.healthy)
-	srv := &http.Server{Handler: h.mux(), ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		err := srv.Serve(ln)
-		fmt.Fprintln(os.Stderr, "testworker: http:", err)
-		os.Exit(1)
-	}()
-}
-
-// Answers of GET /health.
-const (
-	answerOK        = "ok"
-	answerUnhealthy = "unhealthy"
-	answerHang      = "hang"
-)
-
-// health is the switchable state behind /health.
-type health struct {
-	// mu guards answer and changed.
-	mu     sync.Mutex
-	answer string
-	// changed is closed, and replaced, whenever answer changes: it releases hanging requests.
-	changed chan struct{}
-}
-
-func newHealth(healthy bool) *health {
-	h := &health{answer: answerOK, changed: make(chan struct{})}
-	if !healthy {
-		h.answer = answerUnhealthy
-	}
-	return h
-}
-
-func (h *health) mux() *http.ServeMux {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /health", h.get)
-	for _, a := range []string{answerHang, answerUnhealthy} {
-		mux.HandleFunc("POST /"+a, func(rw http.ResponseWriter, _ *http.Request) { h.set(rw, a) })
-	}
-	mux.HandleFunc("POST /healthy", func(rw http.ResponseWriter, _ *http.Request) { h.set(rw, answerOK) })
-	return mux
-}
-
-func (h *health) set(rw http.ResponseWriter, answer string) {
-	h.mu.Lock()
-	if h.answer != answer {
-		h.answer = answer
-		close(h.changed)
-		h.changed = make(chan struct{})
-	}
-	h.mu.Unlock()
-	_, _ = io.WriteString(rw, answer)
-}
-
-func (h *health) get(rw http.ResponseWriter, r *http.Request) {
-	for {
-		h.mu.Lock()
-		answer, changed := h.answer, h.changed
-		h.mu.Unlock()
-		switch answer {
-		case answerOK:
-			_, _ = io.WriteString(rw, answerOK)
-			return
-		case answerUnhealthy:
-			rw.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = io.WriteString(rw, answerUnhealthy)
-			return
-		}
-		select {
-		case <-changed:
-		case <-r.Context().Done():
-			return
-		}
-	}
 }
 
 // identity is the -print-id line.
