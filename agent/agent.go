@@ -6,6 +6,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -15,12 +16,15 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/open-autoglm/glmd/cgroup"
+	"github.com/open-autoglm/glmd/discovery"
 	"github.com/open-autoglm/glmd/internal/api"
 	"github.com/open-autoglm/glmd/internal/config"
 	"github.com/open-autoglm/glmd/internal/confwatch"
+	"github.com/open-autoglm/glmd/internal/gpu"
 	"github.com/open-autoglm/glmd/internal/health"
 	"github.com/open-autoglm/glmd/internal/metrics"
 	"github.com/open-autoglm/glmd/internal/version"
@@ -39,6 +43,12 @@ type Deps struct {
 	// Cgroups replaces the real cgroup manager (tests); nil builds one from
 	// the [cgroup] config.
 	Cgroups supervisor.Cgroups
+	// Discovery replaces the Consul client (tests: discoverytest's fake);
+	// nil builds one from [consul], or the standalone one.
+	Discovery func(discovery.Options) discovery.Client
+	// GPUs replaces the GPU inventory (tests: the go-nvml mocks or the
+	// fake of gputest); nil opens the one [gpu] provider names.
+	GPUs gpu.Inventory
 	// Listening, when set, is called with the control socket and the
 	// metrics address ("off" when none) once both are open: tests use it to
 	// find a port the kernel picked.
@@ -63,6 +73,20 @@ type Agent struct {
 	cgroups    supervisor.Cgroups
 	cgroupErr  error
 	cgroupMode string
+
+	// gpus is the node's GPU pool (empty without GPUs); gpuWaiters are the
+	// instances pending for GPUs, woken when some are released.
+	gpus       *gpu.Pool
+	gpuInv     gpu.Inventory
+	gpuMu      sync.Mutex
+	gpuWaiters map[*instanceGPUs]struct{}
+
+	// disc registers the instances in Consul and holds the election of
+	// the scheduler role (standalone without Consul). leading is the
+	// fencing token while this agent holds the role, 0 otherwise.
+	disc     discovery.Client
+	discWake chan struct{} // cap 1: sync the registrations now
+	leading  atomic.Uint64
 
 	// runCtx lives until every instance is stopped at shutdown; runner
 	// goroutines and rollouts use it, not Run's ctx, which ends first.
@@ -102,6 +126,8 @@ func New(cfg *config.Agent, d Deps) *Agent {
 		probeTransport: health.NewTransport(),
 		loader:         config.NewLoader(config.LoadOptions{Node: cfg.NodeName, RequireRootOwned: os.Geteuid() == 0}),
 		tasks:          map[string]*task{},
+		gpuWaiters:     map[*instanceGPUs]struct{}{},
+		discWake:       make(chan struct{}, 1),
 		invalid:        map[string][]*config.FileError{},
 		reloads:        map[string]int{},
 	}
@@ -127,6 +153,13 @@ func (a *Agent) Run(ctx context.Context) error {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("create %s: %w", d, err)
 		}
+	}
+	if err := a.setupGPUs(); err != nil {
+		return err
+	}
+	defer a.closeGPUs()
+	if err := a.setupDiscovery(); err != nil {
+		return err
 	}
 	ln, err := api.Listen(a.cfg.Socket, a.cfg.SocketGroup)
 	if err != nil {
@@ -155,7 +188,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	})
 	if metricsLn != nil {
-		metricsSrv = &http.Server{Handler: metrics.Handler(metrics.NewRegistry(a, version.Version, version.Commit)), ReadHeaderTimeout: 10 * time.Second}
+		reg := metrics.NewRegistry(a, version.Version, version.Commit)
+		reg.MustRegister(a.gpus.Collector(), newCronCollector(a), newDiscoveryCollector(a))
+		metricsSrv = &http.Server{Handler: metrics.Handler(reg), ReadHeaderTimeout: 10 * time.Second}
 		servers.Go(func() {
 			if err := metricsSrv.Serve(metricsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				a.log.Error("metrics", "err", err)
@@ -183,6 +218,28 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	})
 	loops.Go(func() { a.dependencyLoop(watchCtx) })
+	gpuCtx, stopGPUs := context.WithCancel(context.WithoutCancel(ctx))
+	var gpuLoop sync.WaitGroup
+	gpuLoop.Go(func() {
+		if err := a.gpus.Run(gpuCtx); err != nil {
+			a.log.Error("gpu health watch", "err", err)
+		}
+	})
+	discCtx, stopDiscovery := context.WithCancel(context.WithoutCancel(ctx))
+	var discLoops sync.WaitGroup
+	discLoops.Go(func() {
+		if err := a.disc.Run(discCtx); err != nil {
+			a.log.Error("discovery", "err", err)
+		}
+	})
+	syncCtx, stopSync := context.WithCancel(discCtx)
+	discLoops.Go(func() { a.discoveryLoop(syncCtx) })
+	heartbeat := time.NewTicker(a.disc.HeartbeatInterval())
+	defer heartbeat.Stop()
+	a.disc.Heartbeat()
+	if len(a.gpus.Status()) > 0 {
+		gpuLoop.Go(func() { a.strayLoop(gpuCtx, cmp.Or(a.cfg.GPU.Health.PollInterval, config.DefaultGPUPollInterval)) })
+	}
 	a.notify("READY=1")
 	a.notify("STATUS=supervising")
 
@@ -201,6 +258,10 @@ loop:
 			a.reconcile(snap, false)
 		case <-watchdog:
 			a.notify("WATCHDOG=1")
+		case <-heartbeat.C:
+			// From the main loop, so that a stuck agent stops passing its
+			// Consul check and gives up the scheduler role.
+			a.disc.Heartbeat()
 		}
 	}
 
@@ -210,6 +271,14 @@ loop:
 	stopWatching()
 	loops.Wait()
 	a.shutdown()
+	// The instances deregistered as they stopped; now the node's service,
+	// the scheduler role and the session go.
+	stopSync()
+	a.syncDiscovery()
+	stopDiscovery()
+	discLoops.Wait()
+	stopGPUs()
+	gpuLoop.Wait()
 	stopServing()
 	if metricsSrv != nil {
 		metricsSrv.Close()
@@ -281,6 +350,9 @@ func (a *Agent) shutdown() {
 		for _, t := range level {
 			for _, in := range a.instancesOf(t) {
 				wg.Go(func() { a.stopInstance(ctx, in) })
+			}
+			if ct := a.cronOf(t); ct != nil {
+				wg.Go(func() { ct.stop(ctx, "glmd stopping") })
 			}
 		}
 		wg.Wait()

@@ -403,6 +403,7 @@ func TestAgent_Metrics(t *testing.T) {
 	ta := startAgent(t, map[string]string{"metered.toml": ""})
 	ta.write("metered.toml", ta.taskFile("instances = 2", "-echo", "hi"))
 	ta.write("broken.toml", "instances = \"two\"\n")
+	ta.waitRow("metered", 0, "running", running)
 	ta.waitRow("metered", 1, "running", running)
 	ta.waitState("broken", -1, "invalid")
 	resp, err := http.Get("http://" + ta.metrics + "/metrics")
@@ -422,6 +423,9 @@ func TestAgent_Metrics(t *testing.T) {
 		`go_goroutines`,
 		`process_resident_memory_bytes`,
 		`glmd_build_info{`,
+		`glmd_discovery_enabled 0`,
+		`glmd_discovery_up 1`,
+		`glmd_scheduler_leader 1`, // standalone: its own scheduler
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %s", want)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/open-autoglm/glmd/internal/api"
+	"github.com/open-autoglm/glmd/internal/config"
 	"github.com/open-autoglm/glmd/internal/resources"
 	"github.com/open-autoglm/glmd/internal/tasklog"
 	"github.com/open-autoglm/glmd/internal/version"
@@ -22,8 +23,14 @@ var _ api.Backend = (*Agent)(nil)
 
 // Info describes the agent.
 func (a *Agent) Info(ctx context.Context) api.AgentInfo {
-	return api.AgentInfo{Version: version.Version, Node: a.cfg.NodeName, PID: os.Getpid(),
+	info := api.AgentInfo{Version: version.Version, Node: a.cfg.NodeName, PID: os.Getpid(),
 		StartedAt: a.started, ConfDir: a.cfg.ConfDir, Dev: a.cfg.Dev, Cgroups: a.cgroupMode}
+	if a.disc != nil {
+		if h := a.disc.Health(); h.Enabled && !h.OK {
+			info.Discovery = h.Reason
+		}
+	}
+	return info
 }
 
 // Status lists every instance, disabled tasks' instances, and one row per
@@ -50,6 +57,10 @@ func (a *Agent) Status(ctx context.Context, opts api.StatusOptions) []api.Instan
 		var waiting []string
 		if !t.startAsked {
 			waiting = a.waitingFor(t)
+		}
+		if t.cron != nil {
+			out = append(out, a.cronRow(t))
+			continue
 		}
 		for _, in := range t.instances {
 			row := statusRow(t, in, in.runner.Status())
@@ -105,6 +116,9 @@ func statusRow(t *task, in *instance, st supervisor.Status) api.InstanceStatus {
 		LastExit: api.Exit{Code: st.LastExit.Code, Signal: st.LastExit.Signal, Reason: st.LastExit.Reason},
 		GPUs:     []string{}, Message: st.Message, Kind: string(t.spec.Kind), File: t.spec.File, Since: st.Since,
 	}
+	if len(st.Devices) > 0 && !st.State.Ended() {
+		row.GPUs = st.Devices
+	}
 	if !st.StartedAt.IsZero() {
 		s := st.StartedAt
 		row.StartedAt = &s
@@ -136,6 +150,12 @@ func (a *Agent) lookup(name string, idx int) (*task, []*instance, error) {
 	if !t.spec.Enabled {
 		return nil, nil, fmt.Errorf("task %q is disabled (enabled = false in %s): %w", name, t.spec.File, api.ErrConflict)
 	}
+	if t.spec.Kind == config.KindCron {
+		if idx > 0 {
+			return nil, nil, fmt.Errorf("%s: %w (a scheduled task has one row, %s:0)", instanceName(name, idx), api.ErrNotFound, name)
+		}
+		return t, nil, nil
+	}
 	if idx < 0 {
 		return t, append([]*instance(nil), t.instances...), nil
 	}
@@ -152,6 +172,9 @@ func (a *Agent) Start(ctx context.Context, name string, idx int) error {
 	t, ins, err := a.lookup(name, idx)
 	if err != nil {
 		return err
+	}
+	if t.cron != nil {
+		return fmt.Errorf("%s is a scheduled task: it starts on its schedule (glmctl run %s starts a run now): %w", name, name, api.ErrConflict)
 	}
 	a.mu.Lock()
 	for _, in := range ins {
@@ -177,9 +200,14 @@ func (a *Agent) Start(ctx context.Context, name string, idx int) error {
 
 // Stop stops the named instances and waits; they stay stopped until Start.
 func (a *Agent) Stop(ctx context.Context, name string, idx int) error {
-	_, ins, err := a.lookup(name, idx)
+	t, ins, err := a.lookup(name, idx)
 	if err != nil {
 		return err
+	}
+	if t.cron != nil {
+		// The runs in progress; the schedule goes on (suspend = true in
+		// the file stops it).
+		return t.cron.job.Kill(ctx, "stopped by glmctl")
 	}
 	a.mu.Lock()
 	for _, in := range ins {
@@ -203,9 +231,12 @@ func (a *Agent) Stop(ctx context.Context, name string, idx int) error {
 // Restart restarts the named instances one at a time, each once the
 // previous runs again and is ready.
 func (a *Agent) Restart(ctx context.Context, name string, idx int) error {
-	_, ins, err := a.lookup(name, idx)
+	t, ins, err := a.lookup(name, idx)
 	if err != nil {
 		return err
+	}
+	if t.cron != nil {
+		return fmt.Errorf("%s is a scheduled task: glmctl run %s starts a run now: %w", name, name, api.ErrConflict)
 	}
 	for _, in := range ins {
 		a.mu.Lock()
@@ -224,13 +255,22 @@ func (a *Agent) Restart(ctx context.Context, name string, idx int) error {
 // Logs returns the tail of an instance's stream, then (Follow) what it
 // writes until ctx ends.
 func (a *Agent) Logs(ctx context.Context, req api.LogRequest) (io.ReadCloser, error) {
-	_, ins, err := a.lookup(req.Task, req.Instance)
+	t, ins, err := a.lookup(req.Task, req.Instance)
 	if err != nil {
 		return nil, err
+	}
+	if t.cron != nil {
+		return a.cronLogs(ctx, t.cron, req)
 	}
 	a.mu.Lock()
 	logs := ins[0].logs
 	a.mu.Unlock()
+	return streamLogs(ctx, logs, req)
+}
+
+// streamLogs returns the tail of a stream of logs, then (Follow) what is
+// written to it until ctx ends.
+func streamLogs(ctx context.Context, logs *tasklog.Instance, req api.LogRequest) (io.ReadCloser, error) {
 	stream := tasklog.Stdout
 	if req.Stream == api.StreamStderr {
 		stream = tasklog.Stderr
@@ -316,6 +356,7 @@ func (a *Agent) onRunnerEvent(e supervisor.Event) {
 	}
 	a.publish(ev)
 	a.poke()
+	a.pokeDiscovery()
 }
 
 // invalidFiles lists the invalid task files, sorted. Call with a.mu held.

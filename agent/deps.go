@@ -57,6 +57,9 @@ func (a *Agent) waitingFor(t *task) []string {
 		switch {
 		case d == nil:
 			out = append(out, name+" (not loaded)")
+		case d.spec.Kind == config.KindCron:
+			// A scheduled task is up whenever it is loaded: its runs come
+			// and go on their own.
 		case len(d.instances) == 0:
 			out = append(out, name+" (disabled)")
 		default:

@@ -3,7 +3,9 @@ package agent
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -39,6 +41,12 @@ func startAgent(t *testing.T, files map[string]string) *testAgent {
 // startAgentWith is startAgent with changes to the agent config.
 func startAgentWith(t *testing.T, mutate func(*config.Agent), files ...map[string]string) *testAgent {
 	t.Helper()
+	return startAgentDeps(t, mutate, nil, files...)
+}
+
+// startAgentDeps is startAgentWith with changes to the agent's Deps.
+func startAgentDeps(t *testing.T, mutate func(*config.Agent), deps func(*Deps), files ...map[string]string) *testAgent {
+	t.Helper()
 	testenv.RequireLinux(t)
 	// Build the worker before the launcher's reaper exists: the reaper
 	// collects every child of the process, `go build` included.
@@ -63,11 +71,15 @@ func startAgentWith(t *testing.T, mutate func(*config.Agent), files ...map[strin
 		}
 	}
 	ready := make(chan struct{})
-	ta.a = New(cfg, Deps{Log: slog.New(slog.DiscardHandler), Notify: func(s string) {
+	d := Deps{Log: slog.New(slog.DiscardHandler), Notify: func(s string) {
 		if s == "READY=1" {
 			close(ready)
 		}
-	}, Listening: func(_, metrics string) { ta.metrics = metrics }})
+	}, Listening: func(_, metrics string) { ta.metrics = metrics }}
+	if deps != nil {
+		deps(&d)
+	}
+	ta.a = New(cfg, d)
 	ctx, cancel := context.WithCancel(context.Background())
 	ta.cancel = cancel
 	go func() {
@@ -193,4 +205,19 @@ func (ta *testAgent) events() []api.Event {
 		ta.t.Fatal(err)
 	}
 	return out
+}
+
+// scrape returns the agent's /metrics.
+func (ta *testAgent) scrape() string {
+	ta.t.Helper()
+	resp, err := http.Get("http://" + ta.metrics + "/metrics")
+	if err != nil {
+		ta.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		ta.t.Fatal(err)
+	}
+	return string(body)
 }

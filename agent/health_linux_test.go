@@ -24,11 +24,17 @@ func (ta *testAgent) healthTask(extra string, args ...string) string {
 func (ta *testAgent) switchHealth(task string, instance int, to string) {
 	ta.t.Helper()
 	r, _ := ta.row(task, instance)
-	resp, err := http.Post(fmt.Sprintf("http://127.0.0.1:%d/%s", r.Ports["port"], to), "", nil)
-	if err != nil {
-		ta.t.Fatal(err)
-	}
-	resp.Body.Close()
+	// Ready without a readiness check means running: the worker may not
+	// listen yet.
+	var err error
+	testenv.Eventually(ta.t, 0, func() bool {
+		var resp *http.Response
+		resp, err = http.Post(fmt.Sprintf("http://127.0.0.1:%d/%s", r.Ports["port"], to), "", nil)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil
+	}, "switch the health of %s:%d to %s: %v", task, instance, to, err)
 }
 
 const liveness = `

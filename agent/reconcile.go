@@ -185,6 +185,9 @@ func (a *Agent) apply(changes []change, bad map[string][]*config.FileError) {
 		for _, in := range c.cur.instances {
 			wg.Go(func() { a.retire(ctx, in) })
 		}
+		if ct := c.cur.cron; ct != nil {
+			wg.Go(func() { ct.stop(ctx, "task removed") })
+		}
 	}
 	wg.Wait()
 	counts := map[string]int{}
@@ -261,7 +264,11 @@ func joinErrors(errs []*config.FileError) string {
 // addTask creates a new task's instances; the dependency loop starts them.
 func (a *Agent) addTask(spec *config.Task) {
 	t := &task{spec: spec, hash: spec.Hash()}
-	if spec.Enabled {
+	switch {
+	case !spec.Enabled:
+	case spec.Kind == config.KindCron:
+		t.cron = a.newCron(spec)
+	default:
 		t.instances = a.newInstances(spec, 0, spec.Instances)
 	}
 	a.mu.Lock()
@@ -290,6 +297,10 @@ func (a *Agent) newInstances(spec *config.Task, from, to int) []*instance {
 // every instance whose process must change.
 func (a *Agent) updateTask(ctx context.Context, c change) {
 	t, spec := c.cur, c.spec
+	if spec.Kind == config.KindCron || t.spec.Kind == config.KindCron {
+		a.updateCron(ctx, t, spec)
+		return
+	}
 	a.cancelRollout(t)
 	a.mu.Lock()
 	old := t.spec

@@ -23,6 +23,8 @@ type task struct {
 	invalid    string      // its file is invalid now: the message; this version keeps running
 	rollout    context.CancelFunc
 	rolloutEnd chan struct{} // closed when the rollout goroutine returns
+	// cron runs a scheduled task (kind cron, enabled); it has no instances.
+	cron *cronTask
 }
 
 // instance is one supervised copy of a task.
@@ -41,6 +43,8 @@ type instance struct {
 	// are the rendered checks it was made for.
 	monitor *health.Monitor
 	checks  []config.HealthCheck
+	gpus    *instanceGPUs           // its seat at the GPU pool; nil when the task asks for no GPU
+	svc     *config.ServiceInstance // its [service] rendered; nil without one (guarded by Agent.mu)
 	cancel  context.CancelFunc
 	done    <-chan struct{}
 }
@@ -56,7 +60,7 @@ func (a *Agent) newInstance(t *config.Task, i int) (*instance, error) {
 	if err != nil {
 		return nil, err
 	}
-	in := &instance{index: i, logs: logs, ports: ports, spec: t, hash: t.Hash()}
+	in := &instance{index: i, logs: logs, ports: ports, spec: t, hash: t.Hash(), gpus: a.newInstanceGPUs(t, i)}
 	spec, err := a.runnerSpec(t, in)
 	if err != nil {
 		logs.Close()
@@ -101,12 +105,19 @@ func (a *Agent) runnerSpec(t *config.Task, in *instance) (supervisor.Spec, error
 	if err != nil {
 		return supervisor.Spec{}, fmt.Errorf("%s: instance %d: %w", t.File, in.index, err)
 	}
+	env := r.Env
+	if t.GPU.Count == 0 && len(t.GPU.IDs) == 0 && a.gpus != nil && len(a.gpus.Status()) > 0 {
+		env = hideGPUs(env)
+	}
 	cmd := supervisor.Command{
 		Task: t.Name, Instance: in.index,
-		Argv: r.Argv, Env: r.Env, Dir: r.Workdir,
+		Argv: r.Argv, Env: env, Dir: r.Workdir,
 		User: t.User, Group: t.Group, Umask: t.Umask,
 		Stdout: in.logs.Stdout(), Stderr: in.logs.Stderr(),
 	}
+	a.mu.Lock()
+	in.svc = r.Service
+	a.mu.Unlock()
 	mon, err := a.monitorFor(in, r.Health, cmd)
 	if err != nil {
 		return supervisor.Spec{}, err
@@ -115,9 +126,23 @@ func (a *Agent) runnerSpec(t *config.Task, in *instance) (supervisor.Spec, error
 	if mon != nil {
 		hc = mon
 	}
+	// One seat per instance for its whole life, so that a new version of
+	// the task (a restart) gives back what the old one held.
+	var dev supervisor.Devices
+	if t.GPU.Count > 0 || len(t.GPU.IDs) > 0 {
+		if in.gpus == nil {
+			in.gpus = a.newInstanceGPUs(t, in.index)
+		}
+		in.gpus.set(t)
+		dev = in.gpus
+	} else if in.gpus != nil {
+		dev = in.gpus // keeps releasing what an older version held
+		in.gpus.set(t)
+	}
 	return supervisor.Spec{
 		Command: cmd,
 		Health:  hc,
+		Devices: dev,
 		Restart: supervisor.RestartPolicy{
 			Policy:       string(t.Restart.Policy),
 			SuccessCodes: t.Restart.SuccessCodes,

@@ -629,7 +629,7 @@ func testOpen(t *testing.T, m *Manager) {
 // TestV2_Manager_DelegatedSubtree plays systemd: it gives a process its
 // own cgroup ("glmd.service" with Delegate=yes) and checks that the agent
 // in it moves itself into a leaf (<own>/agent), enables controllers in its
-// own cgroup only, and puts workers under <own>/tasks with their limits.
+// own cgroup only, and puts workers under <own>/workers with their limits.
 func TestV2_Manager_DelegatedSubtree(t *testing.T) {
 	testenv.RequireRoot(t)
 	testenv.RequireCgroup(t, "v2")
@@ -682,8 +682,8 @@ func TestV2_Manager_DelegatedSubtree(t *testing.T) {
 	if got["own"] != svc+"/agent" {
 		t.Errorf("the agent runs in %q, want %s/agent", got["own"], svc)
 	}
-	if got["worker"] != svc+"/tasks/leaf@0" {
-		t.Errorf("the worker runs in %q, want %s/tasks/leaf@0", got["worker"], svc)
+	if got["worker"] != svc+"/workers/leaf@0" {
+		t.Errorf("the worker runs in %q, want %s/workers/leaf@0", got["worker"], svc)
 	}
 	if got["memory.max"] != "67108864" {
 		t.Errorf("the worker's memory.max is %q", got["memory.max"])

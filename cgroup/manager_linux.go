@@ -581,3 +581,38 @@ func (p *poller) wait(ctx context.Context) error {
 		return nil
 	}
 }
+
+// GroupOf returns the name of the instance group ("task@N") below this
+// manager's parent that holds the process, and whether it is in one: the
+// agent tells its own workers' strays (GPU memory left behind) from
+// foreign processes by it.
+func (m *Manager) GroupOf(pid int) (string, bool) {
+	v1, unified, err := ownCgroups(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		return "", false
+	}
+	var paths []string // the process's cgroup paths, each under its mount
+	if m.v1 != nil {
+		for _, c := range m.v1.ctrls {
+			if p, ok := v1[c.name]; ok {
+				paths = append(paths, filepath.Join(c.mount, p))
+			}
+		}
+	}
+	if unified != "" {
+		paths = append(paths, filepath.Join(cgroupRoot, unified))
+	}
+	for _, p := range paths {
+		for _, parent := range m.parentDirs() {
+			rest, ok := strings.CutPrefix(p, parent+"/")
+			if !ok {
+				continue
+			}
+			name, _, _ := strings.Cut(rest, "/")
+			if name != "" {
+				return name, true
+			}
+		}
+	}
+	return "", false
+}

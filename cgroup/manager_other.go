@@ -35,3 +35,6 @@ func (m *Manager) Open(ctx context.Context, name string, limits resources.Limits
 
 // Cleanup has nothing to clean up without cgroups.
 func (m *Manager) Cleanup(ctx context.Context) ([]string, error) { return nil, nil }
+
+// GroupOf reports that no process is in a group: there are none.
+func (m *Manager) GroupOf(pid int) (string, bool) { return "", false }

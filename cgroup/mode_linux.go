@@ -98,14 +98,15 @@ func ownCgroups(procSelfCgroup string) (v1 map[string]string, unified string, er
 
 // defaultParent is where the groups go when Options.Parent is empty, given
 // the agent's own cgroup in a hierarchy: "/glmd" when the agent runs in the
-// root; else below the cgroup the agent owns, <own>/tasks. When own already
+// root; else below the cgroup the agent owns, <own>/workers (not "tasks":
+// every v1 cgroup has a file of that name). When own already
 // ends in "/agent" (systemd's DelegateSubgroup=agent, or an agent that moved
 // itself), the owned cgroup is its parent.
 func defaultParent(own string) string {
 	if own == "" || own == "/" {
 		return "/glmd"
 	}
-	return path.Join(ownedCgroup(own), "tasks")
+	return path.Join(ownedCgroup(own), "workers")
 }
 
 // ownedCgroup is the cgroup the agent may configure: its own, or the parent

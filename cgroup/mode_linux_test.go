@@ -86,9 +86,9 @@ func TestDefaultParent(t *testing.T) {
 	for own, want := range map[string]string{
 		"/":                                "/glmd",
 		"":                                 "/glmd",
-		"/system.slice/glmd.service":       "/system.slice/glmd.service/tasks",
-		"/system.slice/glmd.service/agent": "/system.slice/glmd.service/tasks",
-		"/agent":                           "/tasks",
+		"/system.slice/glmd.service":       "/system.slice/glmd.service/workers",
+		"/system.slice/glmd.service/agent": "/system.slice/glmd.service/workers",
+		"/agent":                           "/workers",
 	} {
 		if got := defaultParent(own); got != want {
 			t.Errorf("defaultParent(%q) = %q, want %q", own, got, want)

@@ -1,11 +1,13 @@
 package supervisor
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -33,6 +35,8 @@ type Spec struct {
 	// Health probes each process the runner starts; nil: an instance is
 	// ready once its process runs.
 	Health Health
+	// Devices gives each start its GPUs; nil: the instance needs none.
+	Devices Devices
 }
 
 // Event reports one state change of an instance.
@@ -56,9 +60,11 @@ type Status struct {
 	PID       int       // 0 when no process runs
 	StartedAt time.Time // when the current process started; zero when none
 	Ready     bool      // running and, with health checks, passing them
+	WasReady  bool      // the current process has been ready at least once (false: still starting up)
 	Restarts  int       // starts after the first
 	LastExit  Exit
 	Exits     map[string]int // ends by Exit.Reason
+	Devices   []string       // what Devices granted the current or last start (GPU UUIDs)
 	Message   string
 	NextStart time.Time // in backoff: when the next start is due
 }
@@ -88,9 +94,11 @@ const (
 )
 
 type command struct {
-	kind  string // "start", "stop", "restart", "update"
-	spec  Spec
-	reply chan error
+	kind   string // "start", "stop", "restart", "update"
+	spec   Spec
+	reason string // restart: Exit.Reason of the process it stops; "" = ReasonStopped
+	why    string // restart: the message of the start that follows
+	reply  chan error
 }
 
 // Runner supervises one task instance: it starts the worker, watches it,
@@ -130,6 +138,12 @@ type Runner struct {
 	healthCh   <-chan Verdict
 	healthStop context.CancelFunc
 	unhealthy  string // why the probes asked for the restart in progress
+	// grant is what Devices gave the current start; held from Acquire to
+	// Release. wakeC is Devices.Wake while the instance waits for them.
+	grant         *Grant
+	wakeC         <-chan struct{}
+	restartReason string // Exit.Reason of a restart in progress with a cause ("gpu_unhealthy")
+	restartWhy    string
 }
 
 // NewRunner returns a Runner for spec in state pending; call Run, then Start.
@@ -186,6 +200,11 @@ func (r *Runner) Run(ctx context.Context) error {
 		case <-r.timerC:
 			r.timerC = nil
 			r.onTimer()
+		case <-r.wakeC:
+			r.wakeC = nil
+			if r.state == StatePending {
+				r.start("")
+			}
 		case v, ok := <-r.healthCh:
 			if !ok {
 				r.healthCh = nil
@@ -213,6 +232,13 @@ func (r *Runner) Stop(ctx context.Context) error {
 // the new process runs, or with the error that kept it from running.
 func (r *Runner) Restart(ctx context.Context) error {
 	return r.send(ctx, command{kind: "restart"}, true)
+}
+
+// RestartFor is Restart for a cause outside the worker, such as a GPU gone
+// bad: the process it stops ends with Exit.Reason reason, and why is the
+// message of the start that follows.
+func (r *Runner) RestartFor(ctx context.Context, reason, why string) error {
+	return r.send(ctx, command{kind: "restart", reason: reason, why: why}, true)
 }
 
 // Update replaces the spec. Restart and stop settings and the cgroup
@@ -289,7 +315,7 @@ func (r *Runner) handle(c command) {
 		}
 		var err error
 		if ref := r.group.Load(); ref != nil {
-			if err = ref.g.Update(c.spec.Resources); err != nil {
+			if err = ref.g.Update(r.limits()); err != nil {
 				err = fmt.Errorf("cgroup %s: %w", ref.g.Name(), err)
 			}
 		}
@@ -319,6 +345,7 @@ func (r *Runner) handle(c command) {
 			c.reply <- nil
 		default:
 			r.stopTimer()
+			r.wakeC = nil
 			r.closeGroup()
 			r.setState(StateStopped, "stopped on request", nil)
 			c.reply <- nil
@@ -326,16 +353,71 @@ func (r *Runner) handle(c command) {
 	case "restart":
 		r.startWait = append(r.startWait, c.reply)
 		r.backoff.Reset()
+		why := c.why
+		if why == "" {
+			why = "restarted on request"
+		}
 		switch r.state {
 		case StateRunning:
 			r.intent = intentRestart
+			r.restartReason, r.restartWhy = c.reason, why
 			r.beginStop()
 		case StateStopping:
 			r.intent = intentRestart
+			r.restartReason, r.restartWhy = c.reason, why
 		default:
-			r.start("restarted on request")
+			r.start(why)
 		}
 	}
+}
+
+// limits are the spec's cgroup limits with the cpuset of the grant, where
+// the task sets none of its own.
+func (r *Runner) limits() resources.Limits {
+	l := r.spec.Resources
+	if g := r.grant; g != nil && l.CpusetCPUs == "" && l.CpusetMems == "" {
+		l.CpusetCPUs, l.CpusetMems = g.CpusetCPUs, g.CpusetMems
+	}
+	return l
+}
+
+// acquire asks Devices for the start about to happen. It returns false
+// when the start cannot go on (the state is set).
+func (r *Runner) acquire(cmd *Command) bool {
+	d := r.spec.Devices
+	if d == nil {
+		return true
+	}
+	g, err := d.Acquire(context.Background())
+	if err != nil {
+		r.grant = nil
+		r.mu.Lock()
+		r.status.Devices = nil
+		r.mu.Unlock()
+	}
+	switch {
+	case errors.Is(err, ErrWait):
+		r.wakeC = d.Wake()
+		r.setState(StatePending, err.Error(), nil)
+		r.replyAll(&r.startWait, err)
+		return false
+	case errors.Is(err, ErrPermanent):
+		r.closeGroup()
+		r.setState(StateFailed, err.Error(), nil)
+		r.replyAll(&r.startWait, err)
+		return false
+	case err != nil:
+		now := time.Now()
+		r.scheduleRestart(now, now, err.Error(), nil)
+		r.replyAll(&r.startWait, err)
+		return false
+	}
+	r.grant = &g
+	r.mu.Lock()
+	r.status.Devices = g.IDs
+	r.mu.Unlock()
+	cmd.Env = append(slices.Clone(cmd.Env), g.Env...)
+	return true
 }
 
 // start launches the worker. why is the event message; "" picks one.
@@ -344,6 +426,9 @@ func (r *Runner) start(why string) {
 	r.setState(StateStarting, why, nil)
 	cmd := r.spec.Command
 	cmd.OOMScoreAdj = r.spec.Resources.OOMScoreAdj
+	if !r.acquire(&cmd) {
+		return
+	}
 	var err error
 	if r.cgroups != nil {
 		cmd.Cgroup, err = r.openGroup()
@@ -374,11 +459,15 @@ func (r *Runner) start(why string) {
 	r.proc, r.procDone, r.started = p, p.Done(), now
 	r.intent, r.killed = intentNone, false
 	r.mu.Lock()
-	r.status.PID, r.status.StartedAt, r.status.NextStart = p.PID(), now, time.Time{}
+	r.status.PID, r.status.StartedAt, r.status.NextStart, r.status.WasReady = p.PID(), now, time.Time{}, false
 	r.mu.Unlock()
 	r.log.Info("worker started", "pid", p.PID())
 	r.watchHealth()
-	r.setState(StateRunning, fmt.Sprintf("started pid %d", p.PID()), nil)
+	msg := fmt.Sprintf("started pid %d", p.PID())
+	if r.grant != nil && r.grant.Note != "" {
+		msg += "; " + r.grant.Note
+	}
+	r.setState(StateRunning, msg, nil)
 	r.replyAll(&r.startWait, nil)
 }
 
@@ -410,6 +499,7 @@ func (r *Runner) stopHealth() {
 func (r *Runner) setReady(ready bool) {
 	r.mu.Lock()
 	r.status.Ready = ready
+	r.status.WasReady = r.status.WasReady || ready
 	r.mu.Unlock()
 }
 
@@ -433,6 +523,7 @@ func (r *Runner) onVerdict(v Verdict) {
 	r.mu.Lock()
 	changed := r.status.Ready != v.Ready
 	r.status.Ready = v.Ready
+	r.status.WasReady = r.status.WasReady || v.Ready
 	r.mu.Unlock()
 	if changed {
 		msg := "ready"
@@ -473,6 +564,8 @@ func (r *Runner) onExit() {
 		if e.Reason != ReasonOOMKilled {
 			e.Reason = ReasonUnhealthy
 		}
+	case intentRestart:
+		e.Reason = cmp.Or(r.restartReason, ReasonStopped)
 	default:
 		e.Reason = ReasonStopped
 	}
@@ -548,7 +641,7 @@ func (r *Runner) onTimer() {
 // openGroup opens (creates, or updates the limits of) the instance's cgroup.
 func (r *Runner) openGroup() (Group, error) {
 	name := fmt.Sprintf("%s@%d", r.spec.Command.Task, r.spec.Command.Instance)
-	g, err := r.cgroups.Open(context.Background(), name, r.spec.Resources)
+	g, err := r.cgroups.Open(context.Background(), name, r.limits())
 	if err != nil {
 		return nil, fmt.Errorf("cgroup %s: %w", name, err)
 	}
@@ -556,9 +649,16 @@ func (r *Runner) openGroup() (Group, error) {
 	return g, nil
 }
 
-// closeGroup deletes the instance's cgroup once it has ended for good; a
-// restart reuses it.
+// closeGroup deletes the instance's cgroup and releases its devices once
+// it has ended for good; a restart reuses both.
 func (r *Runner) closeGroup() {
+	r.grant = nil
+	if r.spec.Devices != nil {
+		r.spec.Devices.Release()
+		r.mu.Lock()
+		r.status.Devices = nil
+		r.mu.Unlock()
+	}
 	ref := r.group.Swap(nil)
 	if ref == nil {
 		return
@@ -580,7 +680,9 @@ func (r *Runner) ended() {
 		return
 	case intentRestart:
 		r.replyAll(&r.stopWait, nil)
-		r.start("restarted on request")
+		why := cmp.Or(r.restartWhy, "restarted on request")
+		r.restartReason, r.restartWhy = "", ""
+		r.start(why)
 		return
 	}
 	now := time.Now()

@@ -15,6 +15,7 @@ import "fmt"
 //	   |                 +------------------------+     v
 //	   |                   exit, restart due          stopped
 //	   +-- (Start from stopped, exited, failed: to starting)
+//	   +-- starting, when Devices.Acquire must wait (GPUs busy): back to pending
 type State uint8
 
 // The states of an instance.
@@ -64,7 +65,7 @@ func (s State) Ended() bool {
 // transitions is the one table of legal moves; a test walks every pair.
 var transitions = map[State][]State{
 	StatePending:  {StateStarting, StateStopped},
-	StateStarting: {StateRunning, StateBackoff, StateFailed, StateStopped},
+	StateStarting: {StateRunning, StateBackoff, StateFailed, StateStopped, StatePending},
 	StateRunning:  {StateStopping, StateStarting, StateBackoff, StateExited, StateFailed},
 	StateStopping: {StateStopped, StateStarting, StateBackoff, StateExited, StateFailed},
 	StateStopped:  {StateStarting, StatePending},

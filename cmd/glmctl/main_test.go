@@ -24,6 +24,8 @@ var update = flag.Bool("update", false, "rewrite testdata/*.golden with the curr
 
 // TestMain fails the package when a command leaves a goroutine behind.
 func TestMain(m *testing.M) {
+	// glmctl prints wall times in the local zone; the golden files are UTC.
+	time.Local = time.UTC
 	goleak.VerifyTestMain(m)
 }
 

@@ -136,6 +136,10 @@ func (c *cli) rootCmd() *cobra.Command {
 		c.logsCmd(),
 		c.reloadCmd(),
 		c.eventsCmd(),
+		c.runsCmd(),
+		c.runCmd(),
+		c.gpusCmd(),
+		c.leaderCmd(),
 		c.versionCmd(),
 	)
 	return root

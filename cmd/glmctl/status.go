@@ -55,6 +55,11 @@ read and written, OOM kills (with --json: the "resources" object).`,
 				if err := writeStatusTable(out, rows, now()); err != nil {
 					return err
 				}
+				// Consul down is worth a line: registrations and the
+				// scheduler role wait for it, the workers do not.
+				if info, err := c.client().Info(ctx); err == nil && info.Discovery != "" {
+					fmt.Fprintf(out, "\ndiscovery degraded: %s (workers are supervised as usual; registrations catch up when Consul is back)\n", info.Discovery)
+				}
 			}
 			if len(missing) > 0 {
 				return fmt.Errorf("no task named %s", quoteAll(missing))

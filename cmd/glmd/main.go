@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	_ "time/tzdata" // cron time zones on hosts without a zoneinfo database
 
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/spf13/cobra"
@@ -51,7 +52,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(cmd, &f)
 			if err != nil {
-				return err
+				// A bad glmd.toml does not get better by restarting:
+				// the unit's RestartPreventExitStatus stops the loop.
+				fmt.Fprintln(stderr, "glmd:", err)
+				return exitCode(exitConfig)
 			}
 			return serve(cfg, stderr)
 		},
@@ -98,6 +102,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 // exitCode ends the program with a status and no further message.
 type exitCode int
+
+// exitConfig is the status of a glmd that cannot start because of its
+// config: EX_CONFIG of sysexits.h, which systemd units can exclude from
+// restarts.
+const exitConfig = 78
 
 func (e exitCode) Error() string { return fmt.Sprintf("exit %d", int(e)) }
 

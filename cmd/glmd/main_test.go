@@ -116,3 +116,18 @@ func golden(t *testing.T, name, got string) {
 		t.Errorf("output differs from %s:\n--- got\n%s--- want\n%s", path, got, want)
 	}
 }
+
+// TestBadConfigExit78 checks that a glmd whose config cannot load exits
+// with EX_CONFIG, which the unit excludes from restarts.
+func TestBadConfigExit78(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "glmd.toml")
+	if err := os.WriteFile(p, []byte("log_level = \"loud\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"--config", p}, {"--config", "/nonexistent/glmd.toml"}} {
+		err := exec.Command(glmdBin, args...).Run()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 78 {
+			t.Errorf("%v: exit %v, want 78", args, err)
+		}
+	}
+}

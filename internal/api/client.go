@@ -79,6 +79,38 @@ func (c *Client) Status(ctx context.Context, opts StatusOptions) ([]InstanceStat
 	return st, nil
 }
 
+// GPUs lists the node's GPUs.
+func (c *Client) GPUs(ctx context.Context) ([]GPUStatus, error) {
+	var gpus []GPUStatus
+	if err := c.getJSON(ctx, "/v1/gpus", nil, &gpus); err != nil {
+		return nil, err
+	}
+	return gpus, nil
+}
+
+// Leader says who holds the scheduler role.
+func (c *Client) Leader(ctx context.Context) (LeaderInfo, error) {
+	var l LeaderInfo
+	err := c.getJSON(ctx, "/v1/leader", nil, &l)
+	return l, err
+}
+
+// Runs returns the run history of a scheduled task.
+func (c *Client) Runs(ctx context.Context, task string) ([]CronRun, error) {
+	var runs []CronRun
+	if err := c.getJSON(ctx, "/v1/runs/"+url.PathEscape(task), nil, &runs); err != nil {
+		return nil, err
+	}
+	return runs, nil
+}
+
+// RunNow starts a run of a scheduled task now and returns its ID.
+func (c *Client) RunNow(ctx context.Context, task string) (uint64, error) {
+	var out struct{ ID uint64 }
+	err := c.post(ctx, "/v1/runs/"+url.PathEscape(task)+"/start", nil, &out)
+	return out.ID, err
+}
+
 // Start starts an instance of task (-1: all) and clears its failed state.
 func (c *Client) Start(ctx context.Context, task string, instance int) error {
 	return c.taskAction(ctx, task, "start", instance)

@@ -37,6 +37,15 @@ type Backend interface {
 	// Events returns the buffered events and, when follow is set, a channel
 	// of the events that come after them; live is closed when ctx ends.
 	Events(ctx context.Context, follow bool) (backlog []Event, live <-chan Event, err error)
+	// GPUs lists the node's GPUs in index order.
+	GPUs(ctx context.Context) []GPUStatus
+	// Leader says who holds the scheduler role.
+	Leader(ctx context.Context) LeaderInfo
+	// Runs returns the run history of a scheduled task, oldest first.
+	Runs(ctx context.Context, task string) ([]CronRun, error)
+	// RunNow starts a run of a scheduled task now (also while suspended)
+	// and returns its ID.
+	RunNow(ctx context.Context, task string) (uint64, error)
 }
 
 // Errors a Backend wraps so that the API answers with the matching status.
@@ -69,6 +78,10 @@ func NewServer(b Backend, log *slog.Logger) *Server {
 	s.route(http.MethodGet, "/v1/logs/{task}/{instance}", s.handleLogs)
 	s.route(http.MethodPost, "/v1/logs/rotate", s.handleRotate)
 	s.route(http.MethodGet, "/v1/events", s.handleEvents)
+	s.route(http.MethodGet, "/v1/gpus", s.handleGPUs)
+	s.route(http.MethodGet, "/v1/leader", s.handleLeader)
+	s.route(http.MethodGet, "/v1/runs/{task}", s.handleRuns)
+	s.route(http.MethodPost, "/v1/runs/{task}/start", s.handleRunNow)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
@@ -147,6 +160,44 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, st)
+}
+
+func (s *Server) handleGPUs(w http.ResponseWriter, r *http.Request) {
+	gpus := s.b.GPUs(r.Context())
+	if gpus == nil {
+		gpus = []GPUStatus{}
+	}
+	for i := range gpus {
+		if gpus[i].Holders == nil {
+			gpus[i].Holders = []string{}
+		}
+	}
+	writeJSON(w, http.StatusOK, gpus)
+}
+
+func (s *Server) handleLeader(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.b.Leader(r.Context()))
+}
+
+func (s *Server) handleRuns(w http.ResponseWriter, r *http.Request) {
+	runs, err := s.b.Runs(r.Context(), r.PathValue("task"))
+	if err != nil {
+		s.writeBackendError(w, err)
+		return
+	}
+	if runs == nil {
+		runs = []CronRun{}
+	}
+	writeJSON(w, http.StatusOK, runs)
+}
+
+func (s *Server) handleRunNow(w http.ResponseWriter, r *http.Request) {
+	id, err := s.b.RunNow(r.Context(), r.PathValue("task"))
+	if err != nil {
+		s.writeBackendError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]uint64{"id": id})
 }
 
 func (s *Server) handleTaskAction(w http.ResponseWriter, r *http.Request) {

@@ -36,6 +36,9 @@ type InstanceStatus struct {
 	StartedAt *time.Time     `json:"started_at,omitempty"` // when the current process started
 	Ports     map[string]int `json:"ports,omitempty"`
 	NextStart *time.Time     `json:"next_start,omitempty"` // in backoff: when the next attempt is due
+	// NextRun is when a scheduled task (kind cron) runs next; absent when
+	// it is suspended or its schedule never fires again.
+	NextRun *time.Time `json:"next_run,omitempty"`
 	// Cgroup is the instance's cgroup ("task@N") while it has one.
 	Cgroup string `json:"cgroup,omitempty"`
 	// Resources is what the instance's cgroup used; only with
@@ -114,6 +117,9 @@ type AgentInfo struct {
 	// Cgroups is how workers are confined: "v2", "v1+unified", "v1", or
 	// "off" when cgroups cannot be used.
 	Cgroups string `json:"cgroups,omitempty"`
+	// Discovery says why the agent cannot reach Consul now; "" when it can
+	// or when Consul is not used. Local supervision goes on regardless.
+	Discovery string `json:"discovery_degraded,omitempty"`
 }
 
 // LogRequest selects what GET /v1/logs/{task}/{instance} returns.

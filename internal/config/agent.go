@@ -31,18 +31,21 @@ const maxSocketPath = 107
 
 // Agent is glmd's own configuration, glmd.toml.
 type Agent struct {
-	File        string  // where it was read from; "" for defaults / --dev
-	NodeName    string  // node_name; default: the host name
-	ConfDir     string  // conf_dir: the task files
-	StateDir    string  // state_dir
-	LogDir      string  // log_dir: task logs, <log_dir>/<task>/<instance>.stdout.log
-	Socket      string  // socket: the control API's Unix socket
-	SocketGroup string  // socket_group: group of the socket (mode 0660), used only when the group exists; "" = none
-	LogLevel    string  // log_level: debug, info, warn or error
-	LogFormat   string  // log_format: text or json
-	Metrics     Metrics // [metrics]
-	Cgroup      Cgroup  // [cgroup]
-	Dev         bool    // started with --dev: no root, no Consul, no GPU needed
+	File        string     // where it was read from; "" for defaults / --dev
+	NodeName    string     // node_name; default: the host name
+	ConfDir     string     // conf_dir: the task files
+	StateDir    string     // state_dir
+	LogDir      string     // log_dir: task logs, <log_dir>/<task>/<instance>.stdout.log
+	Socket      string     // socket: the control API's Unix socket
+	SocketGroup string     // socket_group: group of the socket (mode 0660), used only when the group exists; "" = none
+	LogLevel    string     // log_level: debug, info, warn or error
+	LogFormat   string     // log_format: text or json
+	Metrics     Metrics    // [metrics]
+	Cgroup      Cgroup     // [cgroup]
+	GPU         GPUConfig  // [gpu]
+	Consul      Consul     // [consul]
+	Cron        CronConfig // [cron]
+	Dev         bool       // started with --dev: no root, no Consul, no GPU needed
 }
 
 // Metrics is the [metrics] table of glmd.toml.
@@ -68,16 +71,17 @@ const (
 	CgroupOff  = "off" // no cgroups: tasks with resource limits do not start
 )
 
-// agentKeys is the schema of glmd.toml. [gpu] and [consul] come with the
-// features that read them.
+// agentKeys is the schema of glmd.toml.
 var agentKeys = &keySet{
 	keys: map[string]*keySet{
 		"node_name": nil, "conf_dir": nil, "state_dir": nil, "log_dir": nil,
 		"socket": nil, "socket_group": nil, "log_level": nil, "log_format": nil,
 		"metrics": {keys: map[string]*keySet{"listen": nil}},
 		"cgroup":  {keys: map[string]*keySet{"mode": nil, "parent": nil}},
+		"gpu":     agentGPUKeys,
+		"consul":  agentConsulKeys,
+		"cron":    agentCronKeys,
 	},
-	later: map[string]bool{"gpu": true, "consul": true},
 }
 
 var nodeNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$`)
@@ -99,6 +103,9 @@ func DefaultAgent() *Agent {
 		LogFormat:   "text",
 		Metrics:     Metrics{Listen: DefaultListen},
 		Cgroup:      Cgroup{Mode: CgroupAuto},
+		GPU:         GPUConfig{Provider: GPUAuto, Health: GPUHealth{PollInterval: DefaultGPUPollInterval}},
+		Consul:      Consul{Address: DefaultConsulAddress, KVPrefix: DefaultKVPrefix, ServicePrefix: DefaultServicePrefix},
+		Cron:        CronConfig{Timezone: "UTC"},
 	}
 }
 
@@ -177,6 +184,14 @@ func LoadAgent(path string) (*Agent, error) {
 			a.Cgroup.Parent = s
 		}
 	}
+	a.decodeGPU(doc)
+	a.decodeConsul(doc)
+	a.Consul.resolveFiles(base)
+	if _, ok := doc.table("cron"); ok {
+		if s, ok := doc.str("cron", "timezone"); ok {
+			a.Cron.Timezone = s
+		}
+	}
 	a.validate(doc)
 	if len(doc.errs) > 0 {
 		sortFileErrors(doc.errs)
@@ -245,6 +260,7 @@ func (a *Agent) validate(doc *document) {
 			doc.errorAt("cgroup.parent", "cgroup.parent", err)
 		}
 	}
+	a.validateSections(doc)
 }
 
 // checkCgroupParent accepts a clean absolute cgroup path other than the

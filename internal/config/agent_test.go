@@ -5,8 +5,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func writeAgent(t *testing.T, data string) string {
@@ -25,11 +27,14 @@ func TestDefaultAgent(t *testing.T) {
 		NodeName: host, ConfDir: "/etc/glmd/conf.d", StateDir: "/var/lib/glmd", LogDir: "/var/log/glmd",
 		Socket: "/run/glmd/glmd.sock", SocketGroup: "glmd", LogLevel: "info", LogFormat: "text",
 		Metrics: Metrics{Listen: "127.0.0.1:9465"}, Cgroup: Cgroup{Mode: "auto"},
+		GPU:    GPUConfig{Provider: "auto", Health: GPUHealth{PollInterval: 30 * time.Second}},
+		Consul: Consul{Address: "127.0.0.1:8500", KVPrefix: "glmd/", ServicePrefix: "glmd"},
+		Cron:   CronConfig{Timezone: "UTC"},
 	}
 	if host == "" {
 		want.NodeName = "localhost"
 	}
-	if *a != want {
+	if !reflect.DeepEqual(*a, want) {
 		t.Errorf("DefaultAgent() = %+v\nwant %+v", *a, want)
 	}
 	if err := a.Validate(); err != nil {
@@ -91,7 +96,9 @@ parent = "/glmd"
 		LogLevel: "debug", LogFormat: "json", Metrics: Metrics{Listen: ":9465"},
 		Cgroup: Cgroup{Mode: "v1", Parent: "/glmd"},
 	}
-	if *a != want {
+	def := DefaultAgent()
+	want.GPU, want.Consul, want.Cron = def.GPU, def.Consul, def.Cron
+	if !reflect.DeepEqual(*a, want) {
 		t.Errorf("LoadAgent = %+v\nwant %+v", *a, want)
 	}
 
@@ -102,7 +109,7 @@ parent = "/glmd"
 	}
 	d := DefaultAgent()
 	d.File = a.File
-	if *a != *d {
+	if !reflect.DeepEqual(*a, *d) {
 		t.Errorf("empty file = %+v, want defaults %+v", *a, *d)
 	}
 
@@ -128,7 +135,24 @@ func TestLoadAgent_Errors(t *testing.T) {
 		want []string // each error line, after the file name
 	}{
 		{"unknown key", "node_nam = \"x\"\n", []string{`:1:1: unknown key "node_nam" (did you mean "node_name"?)`}},
-		{"later section", "[consul]\nenabled = true\n", []string{`:1:1: unknown key "consul" (not supported by this version of glmd)`}},
+		{"gpu provider", "[gpu]\nprovider = \"nvlm\"\n", []string{`:2:1: gpu.provider: "nvlm" is not a GPU provider (did you mean "nvml"? use "auto", "nvml", "static" or "none")`}},
+		{"static without devices", "[gpu]\nprovider = \"static\"\n", []string{`:2:1: gpu.provider: "static" needs the GPUs listed as [[gpu.devices]] entries (index, uuid, name, memory, numa_node)`}},
+		{"static device", "[gpu]\nprovider = \"static\"\n[[gpu.devices]]\nuuid = \"x\"\nmemory = \"80 GB\"\ncolor = 1\n", []string{
+			`:4:1: gpu.devices[0].uuid: "x" is not a GPU UUID (such as "GPU-8b7c1e4a-...")`,
+			`:5:1: gpu.devices[0].memory: "80 GB" is not a size (try "80GB" or "80GiB")`,
+			`:6:1: unknown key "gpu.devices[0].color"`,
+		}},
+		{"xids", "[gpu.health]\nfatal_xids = [0]\npoll_interval = \"10ms\"\n", []string{
+			`:2:1: gpu.health.fatal_xids: 0 is not an XID (1 to 1000)`,
+			`:3:1: gpu.health.poll_interval: 10ms is too short (at least 1s; NVML calls are not free)`,
+		}},
+		{"consul", "[consul]\nenabled = true\nkv_prefix = \"/glmd\"\ncert_file = \"c.pem\"\nlock_delay = \"2m\"\nbogus = 1\n", []string{
+			`:3:1: consul.kv_prefix: "/glmd" must not start with "/" and must end with "/" (such as "glmd/")`,
+			`:4:1: consul.cert_file: cert_file and key_file go together (a client certificate needs its key)`,
+			`:5:1: consul.lock_delay: 2m0s is out of range (0 to 60s, Consul's limit)`,
+			`:6:1: unknown key "consul.bogus"`,
+		}},
+		{"cron zone", "[cron]\ntimezone = \"Mars/Olympus\"\n", []string{`:2:1: cron.timezone: "Mars/Olympus" is not a known time zone (IANA names such as "UTC", "Europe/Berlin", "America/New_York")`}},
 		{"cgroup key typo", "[cgroup]\nmdoe = \"v2\"\n", []string{`:2:1: unknown key "cgroup.mdoe" (did you mean "cgroup.mode"?)`}},
 		{"cgroup mode", "[cgroup]\nmode = \"v3\"\n", []string{`:2:1: cgroup.mode: "v3" is not a cgroup mode (did you mean "v1"? use "auto", "v1", "v2" or "off")`}},
 		{"cgroup mode case", "cgroup.mode = \"V2\"\n", []string{`:1:1: cgroup.mode: "V2" is not a cgroup mode (did you mean "v2"? use "auto", "v1", "v2" or "off")`}},

@@ -96,6 +96,23 @@ var fields = []field{
 	// The agent restarts the probes, not the worker: a check says how the
 	// worker is watched, not how it is started.
 	{"health", false, func(t *Task) any { return t.Health }},
+
+	// GPUs are chosen and pinned when an instance starts.
+	{"gpu", true, func(t *Task) any { return t.GPU }},
+	// The agent re-registers the instances in Consul.
+	{"service", false, func(t *Task) any { return t.Service }},
+	// The scheduler picks up a new schedule at once; a run in progress is
+	// left alone.
+	{"schedule", false, func(t *Task) any { return t.Cron.Schedule }},
+	{"timezone", false, func(t *Task) any { return t.Cron.Timezone }},
+	{"concurrency", false, func(t *Task) any { return t.Cron.Concurrency }},
+	{"starting_deadline", false, func(t *Task) any { return t.Cron.StartingDeadline }},
+	{"jitter", false, func(t *Task) any { return t.Cron.Jitter }},
+	{"timeout", false, func(t *Task) any { return t.Cron.Timeout }},
+	{"retry", false, func(t *Task) any { return t.Cron.Retry }},
+	{"suspend", false, func(t *Task) any { return t.Cron.Suspend }},
+	{"history", false, func(t *Task) any { return t.Cron.History }},
+	{"scope", false, func(t *Task) any { return t.Cron.Scope }},
 }
 
 // Compare says which keys differ from old to new and whether each change

@@ -25,10 +25,14 @@ var taskKeys = &keySet{
 		}},
 		"resources": resourceKeys,
 		"health":    healthKeys,
+		"gpu":       gpuKeys,
+		"service":   serviceKeys,
+		// kind = "cron"
+		"schedule": nil, "timezone": nil, "concurrency": nil, "starting_deadline": nil,
+		"jitter": nil, "timeout": nil, "suspend": nil, "history": nil, "scope": nil,
+		"retry": {keys: map[string]*keySet{"attempts": nil, "delay": nil, "max_delay": nil}},
 	},
-	later: map[string]bool{
-		"gpu": true, "service": true, "schedule": true, "timezone": true,
-	},
+	alias: map[string]string{"tz": "timezone", "cron": "schedule", "concurrencypolicy": "concurrency"},
 }
 
 // taskFile is one task file going through decode, defaults and validate.
@@ -61,7 +65,7 @@ func (f *taskFile) decode() {
 			if best := closest(s, []string{"service", "job", "cron"}); best != "" {
 				hint = fmt.Sprintf("did you mean %q? ", best)
 			}
-			f.errorf("kind", "%q is not a task kind (%suse \"service\" or \"job\")", s, hint)
+			f.errorf("kind", "%q is not a task kind (%suse \"service\", \"job\" or \"cron\")", s, hint)
 		}
 	}
 	f.decodeCommand()
@@ -178,6 +182,9 @@ func (f *taskFile) decode() {
 	}
 	f.decodeResources()
 	f.decodeHealth()
+	f.decodeGPU()
+	f.decodeService()
+	f.decodeCron()
 }
 
 // decodeCommand accepts an array of strings, or one string (for shell = true).

@@ -109,4 +109,7 @@ func (f *taskFile) applyDefaults() {
 		t.Resources.IO = nil
 	}
 	f.defaultHealth()
+	f.defaultGPU()
+	f.defaultService()
+	f.defaultCron()
 }

@@ -154,6 +154,13 @@ func cloneTask(t *Task) Task {
 		c.Resources.OOMScoreAdj = &n
 	}
 	c.Health = cloneHealth(t.Health)
+	c.GPU.IDs = slices.Clone(t.GPU.IDs)
+	if t.Service != nil {
+		s := *t.Service
+		s.Tags = slices.Clone(t.Service.Tags)
+		s.Meta = maps.Clone(t.Service.Meta)
+		c.Service = &s
+	}
 	return c
 }
 

@@ -85,6 +85,14 @@ func (t *Task) Render(v Vars) (Instance, error) {
 		inst.Health = append(inst.Health, rc)
 	}
 
+	if t.Service != nil {
+		svc, err := renderService(t.Service, v)
+		if err != nil {
+			return Instance{}, fmt.Errorf("task %s: %w", t.Name, err)
+		}
+		inst.Service = svc
+	}
+
 	keys := make([]string, 0, len(env))
 	for k := range env {
 		keys = append(keys, k)

@@ -15,8 +15,8 @@ import (
 // Kind says how a task's process is expected to end.
 type Kind string
 
-// Task kinds. A service runs forever; a job runs to completion. KindCron is
-// reserved for scheduled jobs and refused by validation until they exist.
+// Task kinds. A service runs forever; a job runs to completion; a cron
+// task runs to completion on a schedule.
 const (
 	KindService Kind = "service"
 	KindJob     Kind = "job"
@@ -76,6 +76,13 @@ type Task struct {
 	// Health holds the [[health]] checks in file order, at most one per
 	// role; none means the instance is ready once it runs.
 	Health []HealthCheck
+	// GPU is the [gpu] table; the zero value asks for no GPU.
+	GPU GPU
+	// Service is the [service] table: how instances appear in Consul; nil
+	// without one.
+	Service *Service
+	// Cron holds the keys of kind = "cron"; zero for other kinds.
+	Cron Cron
 }
 
 // EnvFile is one entry of env_file.
@@ -126,7 +133,8 @@ type Instance struct {
 	Argv    []string
 	Env     []string // KEY=VALUE: GLMD_* variables, then env files, then env (later wins), sorted by key
 	Workdir string
-	Health  []HealthCheck // the task's checks with URL, headers, body, address and command rendered
+	Health  []HealthCheck    // the task's checks with URL, headers, body, address and command rendered
+	Service *ServiceInstance // the [service] table rendered; nil without one
 }
 
 // HealthRole says what the outcome of a health check decides.

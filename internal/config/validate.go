@@ -40,9 +40,6 @@ func (f *taskFile) validate(node string) {
 			f.errorAt("name", "name", fmt.Errorf("the file name gives the task name %q, which is not valid (%s): rename the file or set name", t.Name, taskNameRule))
 		}
 	}
-	if t.Kind == KindCron {
-		f.errorf("kind", `"cron" is not supported yet (scheduled jobs come later; use "job" or "service")`)
-	}
 	f.validateCommand()
 	for _, k := range []string{"user", "group"} {
 		v := t.User
@@ -75,6 +72,8 @@ func (f *taskFile) validate(node string) {
 	f.validateLogs()
 	f.validateResources()
 	f.validateHealth()
+	f.validateGPU()
+	f.validateCron()
 	f.validateTemplates(node)
 }
 
@@ -293,6 +292,7 @@ func (f *taskFile) validateTemplates(node string) {
 		}
 	}
 	f.validateHealthTemplates(vars)
+	f.validateService(vars)
 }
 
 // renderCheck checks the template text of key and renders it with vars,

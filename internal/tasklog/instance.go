@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,6 +29,7 @@ const flushTimeout = 5 * time.Second
 type Instance struct {
 	task     string
 	instance int
+	base     string // file names: <base>.stdout.log
 	merged   bool
 	streams  []*stream // streams[Stdout], and streams[Stderr] unless merged
 
@@ -80,12 +82,20 @@ func open(logDir, task string, instance int, opts Options, writeFn func(*os.File
 	}
 	opts = opts.withDefaults()
 	dir := filepath.Join(logDir, task)
+	base := strconv.Itoa(instance)
+	if opts.FileName != "" {
+		if strings.Contains(opts.FileName, "..") || filepath.IsAbs(opts.FileName) {
+			return nil, fmt.Errorf("open log of %q as %q: %w", task, opts.FileName, ErrInvalidName)
+		}
+		dir, base = filepath.Join(dir, filepath.Dir(opts.FileName)), filepath.Base(opts.FileName)
+	}
 	if writeFn == nil {
 		writeFn = (*os.File).Write
 	}
 	i := &Instance{
 		task:      task,
 		instance:  instance,
+		base:      base,
 		merged:    opts.MergeStderr,
 		writeFn:   writeFn,
 		wake:      make(chan struct{}, 1),

@@ -642,3 +642,25 @@ func TestOpen_SharedListing(t *testing.T) {
 		t.Errorf("the directory was listed %d times for %d instances, want once", l, n)
 	}
 }
+
+func TestInstance_FileName(t *testing.T) {
+	dir := t.TempDir()
+	inst, err := Open(dir, "export", 0, Options{FileName: "runs/7-2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { inst.Close() })
+	if want := filepath.Join(dir, "export", "runs", "7-2.stdout.log"); inst.Path(Stdout) != want {
+		t.Errorf("Path(Stdout) = %s, want %s", inst.Path(Stdout), want)
+	}
+	shell(t, inst, `echo run`)
+	if err := inst.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, inst.Path(Stdout)); string(got) != "run\n" {
+		t.Errorf("run log = %q", got)
+	}
+	if _, err := Open(dir, "export", 0, Options{FileName: "../x"}); !errors.Is(err, ErrInvalidName) {
+		t.Errorf("FileName ../x: err = %v, want ErrInvalidName", err)
+	}
+}

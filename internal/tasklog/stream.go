@@ -104,7 +104,7 @@ func newStream(i *Instance, id Stream, dir string, tailSize int) (*stream, error
 	s := &stream{
 		inst: i,
 		id:   id,
-		path: filepath.Join(dir, fmt.Sprintf("%d.%s.log", i.instance, id)),
+		path: filepath.Join(dir, fmt.Sprintf("%s.%s.log", i.base, id)),
 		tail: ring{max: tailSize},
 	}
 	var err error

@@ -72,7 +72,11 @@ type Options struct {
 	Compress    bool          // gzip rotated files in the background
 	MergeStderr bool          // stderr goes into the stdout file (one pipe); fixed at Open
 	TailSize    int           // in-memory tail per stream in bytes (<= 0: DefaultTailSize); fixed at Open
-	Logger      *slog.Logger  // warnings (disk full...), once per episode; nil: discarded
+	// FileName replaces the instance number in the file names
+	// (<FileName>.stdout.log): a cron task's runs are "runs/<id>-<attempt>".
+	// Fixed at Open; "" = the instance number.
+	FileName string
+	Logger   *slog.Logger // warnings (disk full...), once per episode; nil: discarded
 }
 
 // withDefaults returns o with its zero fields set to the defaults.

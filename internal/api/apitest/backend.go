@@ -28,6 +28,9 @@ type Backend struct {
 	followers map[logKey][]*io.PipeWriter
 	events    []api.Event
 	subs      map[*subscriber]struct{}
+	gpus      []api.GPUStatus
+	leader    api.LeaderInfo
+	runs      map[string][]api.CronRun
 }
 
 type logKey struct {
@@ -51,6 +54,69 @@ func NewBackend() *Backend {
 		followers: map[logKey][]*io.PipeWriter{},
 		subs:      map[*subscriber]struct{}{},
 	}
+}
+
+// SetGPUs sets what GPUs returns.
+func (b *Backend) SetGPUs(gpus []api.GPUStatus) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.gpus = gpus
+}
+
+// GPUs returns what SetGPUs set.
+func (b *Backend) GPUs(context.Context) []api.GPUStatus {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.calls = append(b.calls, "gpus")
+	return slices.Clone(b.gpus)
+}
+
+// SetLeader sets what Leader returns.
+func (b *Backend) SetLeader(l api.LeaderInfo) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.leader = l
+}
+
+// Leader returns what SetLeader set.
+func (b *Backend) Leader(context.Context) api.LeaderInfo {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.calls = append(b.calls, "leader")
+	return b.leader
+}
+
+// SetRuns sets the run history Runs returns for task.
+func (b *Backend) SetRuns(task string, runs []api.CronRun) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.runs == nil {
+		b.runs = map[string][]api.CronRun{}
+	}
+	b.runs[task] = runs
+}
+
+// Runs returns what SetRuns set, or the error set for "runs".
+func (b *Backend) Runs(_ context.Context, task string) ([]api.CronRun, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.calls = append(b.calls, "runs "+task)
+	if err := b.errs["runs"]; err != nil {
+		return nil, err
+	}
+	return slices.Clone(b.runs[task]), nil
+}
+
+// RunNow records the call and returns the next ID after task's history,
+// or the error set for "run".
+func (b *Backend) RunNow(_ context.Context, task string) (uint64, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.calls = append(b.calls, "run "+task)
+	if err := b.errs["run"]; err != nil {
+		return 0, err
+	}
+	return uint64(len(b.runs[task]) + 1), nil
 }
 
 // SetInfo sets what Info returns.
