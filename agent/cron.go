@@ -304,15 +304,8 @@ func (a *Agent) updateCron(ctx context.Context, t *task, spec *config.Task) {
 		wg.Go(func() { ct.stop(ctx, "task changed") })
 	}
 	wg.Wait()
-	fresh := &task{spec: spec, hash: spec.Hash()}
-	switch {
-	case !spec.Enabled:
-	case spec.Kind == config.KindCron:
-		fresh.cron = a.newCron(spec)
-	default:
-		fresh.instances = a.newInstances(spec, 0, spec.Instances)
-	}
+	cron, ins := a.populate(spec)
 	a.mu.Lock()
-	t.cron, t.instances, t.startAsked = fresh.cron, fresh.instances, false
+	t.cron, t.instances, t.startAsked = cron, ins, false
 	a.mu.Unlock()
 }

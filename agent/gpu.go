@@ -141,13 +141,7 @@ func (a *Agent) onGPUEvent(e gpu.Event) {
 // restartForGPU restarts owner's instance on other GPUs, off the pool's
 // goroutine; it stays pending when there are none.
 func (a *Agent) restartForGPU(o gpu.Owner, e gpu.Event) {
-	a.mu.Lock()
-	t := a.tasks[o.Task]
-	var in *instance
-	if t != nil && o.Instance < len(t.instances) {
-		in = t.instances[o.Instance]
-	}
-	a.mu.Unlock()
+	in := a.instanceOf(o)
 	if in == nil {
 		return
 	}

@@ -264,16 +264,22 @@ func joinErrors(errs []*config.FileError) string {
 // addTask creates a new task's instances; the dependency loop starts them.
 func (a *Agent) addTask(spec *config.Task) {
 	t := &task{spec: spec, hash: spec.Hash()}
-	switch {
-	case !spec.Enabled:
-	case spec.Kind == config.KindCron:
-		t.cron = a.newCron(spec)
-	default:
-		t.instances = a.newInstances(spec, 0, spec.Instances)
-	}
+	t.cron, t.instances = a.populate(spec)
 	a.mu.Lock()
 	a.tasks[spec.Name] = t
 	a.mu.Unlock()
+}
+
+// populate starts what an enabled task runs: the scheduling loop of a
+// scheduled task, else its instances (pending until started).
+func (a *Agent) populate(spec *config.Task) (*cronTask, []*instance) {
+	switch {
+	case !spec.Enabled:
+		return nil, nil
+	case spec.Kind == config.KindCron:
+		return a.newCron(spec), nil
+	}
+	return nil, a.newInstances(spec, 0, spec.Instances)
 }
 
 // newInstances creates instances from..to-1 of spec; one that cannot be

@@ -99,14 +99,18 @@ func (a *Agent) ownerOf(pid int) (owner *gpu.Owner, inGroup bool) {
 
 // instanceRuns says whether owner's instance has a process now.
 func (a *Agent) instanceRuns(o gpu.Owner) bool {
-	a.mu.Lock()
-	t := a.tasks[o.Task]
-	var in *instance
-	if t != nil && o.Instance < len(t.instances) {
-		in = t.instances[o.Instance]
-	}
-	a.mu.Unlock()
+	in := a.instanceOf(o)
 	return in != nil && in.runner.Status().PID != 0
+}
+
+// instanceOf finds the instance that owns GPUs as o, or nil.
+func (a *Agent) instanceOf(o gpu.Owner) *instance {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if t := a.tasks[o.Task]; t != nil && o.Instance >= 0 && o.Instance < len(t.instances) {
+		return t.instances[o.Instance]
+	}
+	return nil
 }
 
 // strayLoop checks every GPU for strays at the health poll's pace, so

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -41,12 +40,7 @@ process under STRAYS.
 				if gpus == nil {
 					gpus = []api.GPUStatus{}
 				}
-				b, err := json.MarshalIndent(gpus, "", "  ")
-				if err != nil {
-					return fmt.Errorf("encode gpus: %w", err)
-				}
-				_, err = fmt.Fprintf(out, "%s\n", b)
-				return err
+				return writeJSON(out, "gpus", gpus)
 			}
 			return writeGPUTable(out, gpus)
 		},

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"time"
@@ -30,12 +29,7 @@ Without Consul, every glmd is its own scheduler ("standalone").`,
 			}
 			out := cmd.OutOrStdout()
 			if asJSON {
-				b, err := json.MarshalIndent(l, "", "  ")
-				if err != nil {
-					return fmt.Errorf("encode leader: %w", err)
-				}
-				_, err = fmt.Fprintf(out, "%s\n", b)
-				return err
+				return writeJSON(out, "leader", l)
 			}
 			return writeLeader(out, l, now())
 		},

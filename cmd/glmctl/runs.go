@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -38,12 +37,7 @@ The history lives in glmd's state_dir and survives restarts of glmd.`,
 				if runs == nil {
 					runs = []api.CronRun{}
 				}
-				b, err := json.MarshalIndent(runs, "", "  ")
-				if err != nil {
-					return fmt.Errorf("encode runs: %w", err)
-				}
-				_, err = fmt.Fprintf(out, "%s\n", b)
-				return err
+				return writeJSON(out, "runs", runs)
 			}
 			return writeRuns(out, runs, now())
 		},

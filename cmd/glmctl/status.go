@@ -158,9 +158,14 @@ func writeStatusJSON(w io.Writer, rows []api.InstanceStatus) error {
 	if rows == nil {
 		rows = []api.InstanceStatus{}
 	}
-	b, err := json.MarshalIndent(rows, "", "  ")
+	return writeJSON(w, "status", rows)
+}
+
+// writeJSON prints v as the API's indented JSON, for --json.
+func writeJSON(w io.Writer, what string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
-		return fmt.Errorf("encode status: %w", err)
+		return fmt.Errorf("encode %s: %w", what, err)
 	}
 	_, err = fmt.Fprintf(w, "%s\n", b)
 	return err

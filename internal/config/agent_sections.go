@@ -200,18 +200,8 @@ func (a *Agent) decodeConsul(doc *document) {
 			*p.dst = s
 		}
 	}
-	if v, ok := doc.lookup("consul", "labels"); ok {
-		m, isTable := v.(map[string]any)
-		if !isTable {
-			doc.wrongType("consul.labels", v, `a table of strings, such as labels = { rack = "r12" }`)
-		}
-		c.Labels = map[string]string{}
-		for _, k := range sortedKeys(m) {
-			key := "consul.labels." + k
-			if s, ok := doc.strValue(key, key, m[k]); ok {
-				c.Labels[k] = s
-			}
-		}
+	if m, ok := doc.strTable(`labels = { rack = "r12" }`, "consul", "labels"); ok {
+		c.Labels = m
 	}
 	if d, ok := doc.duration("consul", "check_ttl"); ok {
 		c.CheckTTL = d

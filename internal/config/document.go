@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -348,4 +349,26 @@ func shortDuration(d time.Duration) string {
 		s = strings.TrimSuffix(s, "0m")
 	}
 	return s
+}
+
+// strTable returns a table whose values are strings (meta, labels); a
+// value of another type is reported at its key. example shows the form.
+func (d *document) strTable(example string, path ...string) (map[string]string, bool) {
+	v, ok := d.lookup(path...)
+	if !ok {
+		return nil, false
+	}
+	m, isTable := v.(map[string]any)
+	if !isTable {
+		d.wrongType(toml.Key(path).String(), v, "a table of strings, such as "+example)
+		return nil, false
+	}
+	out := make(map[string]string, len(m))
+	for _, k := range sortedKeys(m) {
+		key := toml.Key(append(slices.Clip(path), k)).String()
+		if s, ok := d.strValue(key, key, m[k]); ok {
+			out[k] = s
+		}
+	}
+	return out, true
 }

@@ -60,18 +60,8 @@ func (f *taskFile) decodeService() {
 	if list, ok := f.strs("service", "tags"); ok {
 		s.Tags = list
 	}
-	if v, ok := f.lookup("service", "meta"); ok {
-		m, isTable := v.(map[string]any)
-		if !isTable {
-			f.wrongType("service.meta", v, `a table of strings, such as meta = { model = "glm-4" }`)
-		}
-		s.Meta = map[string]string{}
-		for _, k := range sortedKeys(m) {
-			key := toml.Key{"service", "meta", k}.String()
-			if v, ok := f.strValue(key, key, m[k]); ok {
-				s.Meta[k] = v
-			}
-		}
+	if m, ok := f.strTable(`meta = { model = "glm-4" }`, "service", "meta"); ok {
+		s.Meta = m
 	}
 	f.t.Service = s
 }
