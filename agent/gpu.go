@@ -13,6 +13,7 @@ import (
 	"github.com/open-autoglm/glmd/internal/api"
 	"github.com/open-autoglm/glmd/internal/config"
 	"github.com/open-autoglm/glmd/internal/gpu"
+	"github.com/open-autoglm/glmd/internal/resources"
 	"github.com/open-autoglm/glmd/supervisor"
 )
 
@@ -25,10 +26,11 @@ type instanceGPUs struct {
 	owner gpu.Owner
 	wake  chan struct{} // cap 1
 
-	mu     sync.Mutex // guards the fields below
-	req    gpu.Request
-	format string
-	pin    bool
+	mu      sync.Mutex // guards the fields below
+	req     gpu.Request
+	format  string
+	pin     bool
+	isolate bool
 }
 
 var _ supervisor.Devices = (*instanceGPUs)(nil)
@@ -51,15 +53,17 @@ func (d *instanceGPUs) set(t *config.Task) {
 	defer d.mu.Unlock()
 	d.req = gpu.Request{Count: t.GPU.Count, IDs: t.GPU.IDs, MinMemory: t.GPU.MinMemory, Model: t.GPU.Model, Shared: t.GPU.Shared}
 	d.format = t.GPU.VisibleDevicesFormat
-	// Pinning needs a cgroup to hold the cpuset.
+	// Pinning and isolation need a cgroup (cgroupVerdict refuses
+	// isolate_devices without one).
 	d.pin = t.GPU.NUMAPin && d.a.cgroups != nil
+	d.isolate = t.GPU.IsolateDevices && d.a.cgroups != nil
 }
 
 // Acquire allocates (or keeps) the instance's GPUs. It never blocks: the
 // pool decides from what it knows; NVML is read off this path.
 func (d *instanceGPUs) Acquire(context.Context) (supervisor.Grant, error) {
 	d.mu.Lock()
-	req, format, pin := d.req, d.format, d.pin
+	req, format, pin, isolate := d.req, d.format, d.pin, d.isolate
 	d.mu.Unlock()
 	g, err := d.a.gpus.Allocate(d.owner, req)
 	if err != nil {
@@ -72,6 +76,9 @@ func (d *instanceGPUs) Acquire(context.Context) (supervisor.Grant, error) {
 	}
 	d.a.waitGPUs(d, false)
 	out := supervisor.Grant{Env: g.Env(format), IDs: g.UUIDs(), Note: d.a.strayNote(g)}
+	if isolate {
+		out.DenyDevices = d.a.otherGPUs(g)
+	}
 	if pin && g.CPUs != "" && g.Mems != "" {
 		// Pin to what both the GPUs and the agent's own cpuset allow; if
 		// nothing is left (a host whose agent is confined elsewhere), the
@@ -161,7 +168,7 @@ func (a *Agent) setupGPUs() error {
 	if inv == nil {
 		static := make([]gpu.Device, len(a.cfg.GPU.Devices))
 		for i, d := range a.cfg.GPU.Devices {
-			static[i] = gpu.Device{Index: d.Index, UUID: d.UUID, Name: d.Name, Memory: d.Memory, NUMANode: d.NUMANode, CPUs: d.CPUs}
+			static[i] = gpu.Device{Index: d.Index, UUID: d.UUID, Name: d.Name, Memory: d.Memory, NUMANode: d.NUMANode, CPUs: d.CPUs, Minor: d.Minor}
 		}
 		var err error
 		inv, err = gpu.Open(a.cfg.GPU.Provider, static, a.log)
@@ -266,5 +273,18 @@ func hideGPUs(env []string) []string {
 	}
 	out := append(slices.Clone(env), "CUDA_VISIBLE_DEVICES=", "NVIDIA_VISIBLE_DEVICES=void")
 	slices.Sort(out)
+	return out
+}
+
+// otherGPUs are the device files of every GPU of the host outside g, for
+// isolate_devices. A GPU whose minor is unknown cannot be fenced off.
+func (a *Agent) otherGPUs(g gpu.Grant) []resources.CharDevice {
+	mine := g.UUIDs()
+	var out []resources.CharDevice
+	for _, s := range a.gpus.Status() {
+		if s.Device.Minor >= 0 && !slices.Contains(mine, s.Device.UUID) {
+			out = append(out, resources.CharDevice{Major: gpu.DeviceMajor, Minor: uint32(s.Device.Minor)})
+		}
+	}
 	return out
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/open-autoglm/glmd/internal/api"
 	"github.com/open-autoglm/glmd/internal/config"
 	"github.com/open-autoglm/glmd/internal/gpu"
@@ -229,4 +231,44 @@ func instanceCpuset(t *testing.T, parent, name string) (cpus, mems string) {
 	}
 	t.Fatalf("no cpuset for %s below %s", name, parent)
 	return "", ""
+}
+
+// TestAgent_GPU_IsolateDevices gives a worker one GPU and checks that its
+// cgroup refuses the other GPUs' device files: opening a 195:N node of its
+// own GPU reaches the (absent) driver, ENXIO; any other is EPERM.
+func TestAgent_GPU_IsolateDevices(t *testing.T) {
+	testenv.RequireRoot(t)
+	fake := gputest.NewFake()
+	ta := startGPUAgent(t, fake, nil)
+	if ta.a.cgroups == nil {
+		testenv.Skip(t, "cgroups are not usable here: %v", ta.a.cgroupErr)
+	}
+	dir := t.TempDir()
+	var args []string
+	for i := range gputest.FakeGPUs {
+		p := filepath.Join(dir, "nvidia"+strconv.Itoa(i))
+		if err := unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(gpu.DeviceMajor, uint32(i)))); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "-open", p)
+	}
+	ta.write("iso.toml", ta.taskFile("[gpu]\ncount = 1\nisolate_devices = true", append(args, "-sleep")...))
+	r := ta.waitState("iso", 0, "running")
+	mine := slices.Index(allUUIDs(fake), r.GPUs[0])
+	var out string
+	testenv.Eventually(t, 0, func() bool {
+		b, _ := os.ReadFile(filepath.Join(ta.cfg.LogDir, "iso", "0.stdout.log"))
+		out = string(b)
+		return strings.Count(out, "\n") >= gputest.FakeGPUs
+	}, "worker did not report its opens")
+	for i := range gputest.FakeGPUs {
+		want := "operation not permitted"
+		if i == mine {
+			want = "no such device or address"
+		}
+		line := "open " + filepath.Join(dir, "nvidia"+strconv.Itoa(i)) + ": " + want
+		if !strings.Contains(out, line) {
+			t.Errorf("want %q in the worker's output:\n%s", line, out)
+		}
+	}
 }

@@ -84,13 +84,18 @@ func (a *Agent) newInstance(t *config.Task, i int) (*instance, error) {
 // task with limits may not (blocked), except in --dev, where it runs
 // without them (note).
 func (a *Agent) cgroupVerdict(t *config.Task) (blocked, note string) {
-	if a.cgroups != nil || t.Resources.IsZero() {
+	needs := !t.Resources.IsZero() || t.GPU.IsolateDevices
+	if a.cgroups != nil || !needs {
 		return "", ""
 	}
 	if a.cfg.Dev {
 		return "", fmt.Sprintf("limits not enforced: %v", a.cgroupErr)
 	}
-	return fmt.Sprintf("needs cgroups for its [resources] limits, but %v (run glmd as root on a host with cgroups, or remove the limits)", a.cgroupErr), ""
+	what := "its [resources] limits"
+	if t.Resources.IsZero() {
+		what = "[gpu] isolate_devices"
+	}
+	return fmt.Sprintf("needs cgroups for %s, but %v (run glmd as root on a host with cgroups, or remove them)", what, a.cgroupErr), ""
 }
 
 // runnerSpec renders t for in with in's ports.

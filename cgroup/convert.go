@@ -237,6 +237,9 @@ type v1Host struct {
 	// parentCpus and parentMems are the parent's cpuset, written to reset
 	// the group's (v1 has no "inherit"; an empty cpuset stops every task).
 	parentCpus, parentMems string
+	// denied: the group's devices.list may hold exceptions from earlier
+	// limits, to be reset even when none are asked now.
+	denied bool
 }
 
 // v1Settings converts l to cgroup v1 files (notes section 7).
@@ -267,6 +270,16 @@ func v1Settings(l resources.Limits, h v1Host) ([]setting, error) {
 	add(l.CpusetMems != "", "cpuset_mems", "cpuset", "cpuset.mems", orString(l.CpusetMems, h.parentMems))
 
 	out, errs = v1Memory(l, h, out, errs)
+
+	// Reset to "everything allowed" (the parent's), then the exceptions.
+	// Only when there are exceptions: under a parent that restricts
+	// devices (systemd's DevicePolicy=) "a" would be refused.
+	if len(l.DenyDevices) > 0 || h.denied {
+		add(true, "devices", "devices", "devices.allow", "a *:* rwm")
+	}
+	for _, d := range l.DenyDevices {
+		add(true, "devices", "devices", "devices.deny", fmt.Sprintf("c %d:%d rwm", d.Major, d.Minor))
+	}
 
 	add(l.PidsMax > 0, "pids_max", "pids", "pids.max", countOr(l.PidsMax, maxWord))
 

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/open-autoglm/glmd/internal/resources"
 	"github.com/open-autoglm/glmd/supervisor"
@@ -29,6 +30,9 @@ type group struct {
 	mu      sync.Mutex
 	deleted bool              // guarded by mu
 	applied *resources.Limits // guarded by mu: the limits the files hold, nil when unknown
+	// v2: the device program attached for DenyDevices; detach removes it.
+	denied []resources.CharDevice
+	detach func() error
 }
 
 var _ supervisor.Group = (*group)(nil)
@@ -71,6 +75,11 @@ func (g *group) Update(l resources.Limits) error {
 			dir = g.dirs[s.ctrl]
 		}
 		if err := writeFile(filepath.Join(dir, s.file), s.value); err != nil {
+			return fmt.Errorf("cgroup %s: %w", g.name, err)
+		}
+	}
+	if g.m.v1 == nil {
+		if err := g.setDeviceFilter(l.DenyDevices); err != nil {
 			return fmt.Errorf("cgroup %s: %w", g.name, err)
 		}
 	}
@@ -120,6 +129,7 @@ func (g *group) v2Host() v2Host {
 }
 
 func (g *group) v1Host() v1Host {
+	denied := g.applied != nil && len(g.applied.DenyDevices) > 0
 	files := map[string]map[string]bool{}
 	for ctrl, dir := range g.dirs {
 		files[ctrl] = fileSet(dir)
@@ -143,6 +153,7 @@ func (g *group) v1Host() v1Host {
 		memLimit:   limit("memory.limit_in_bytes"),
 		memswLimit: limit("memory.memsw.limit_in_bytes"),
 		throttled:  map[string][]string{},
+		denied:     denied,
 	}
 	for _, f := range []string{"blkio.throttle.read_bps_device", "blkio.throttle.write_bps_device", "blkio.throttle.read_iops_device", "blkio.throttle.write_iops_device"} {
 		h.throttled[f] = parseDeviceKeys(read("blkio", f))
@@ -163,7 +174,9 @@ func (g *group) Procs() ([]int, error) {
 	var pids []int
 	for _, dir := range g.procsDirs() {
 		list, err := readProcs(dir)
-		if errors.Is(err, fs.ErrNotExist) {
+		// ENODEV: the directory was removed after it was opened (a
+		// deletion in the background); it holds no one.
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENODEV) {
 			continue
 		}
 		if err != nil {
@@ -243,6 +256,10 @@ func (g *group) Delete() error {
 		return fmt.Errorf("cgroup %s: delete: %w: %d processes left (%v); kill them first", g.name, ErrNotEmpty, len(pids), pids)
 	}
 	g.deleted = true
+	// The program goes with the directory; only the fd is ours to close.
+	if g.detach != nil {
+		_ = g.dropDeviceFilter()
+	}
 	m := g.m
 	done := make(chan struct{})
 	m.mu.Lock()

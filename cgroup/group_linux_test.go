@@ -708,3 +708,31 @@ func TestV2_Manager_DelegatedSubtree(t *testing.T) {
 		t.Errorf("the agent helper ended with %v", ws)
 	}
 }
+
+func TestGroup_DenyDevices(t *testing.T)    { forV1Modes(t, testDenyDevices) }
+func TestV2_Group_DenyDevices(t *testing.T) { testDenyDevices(t, testManager(t, ModeV2)) }
+
+// testDenyDevices: a device on the deny list cannot be opened from inside
+// the group, others can; an update lifts the ban (what [gpu]
+// isolate_devices does with the other instances' /dev/nvidiaN).
+func testDenyDevices(t *testing.T, m *Manager) {
+	zero := resources.CharDevice{Major: 1, Minor: 5} // /dev/zero
+	g := open(t, m, "dev@0", resources.Limits{DenyDevices: []resources.CharDevice{zero}})
+	try := func(path string) string {
+		t.Helper()
+		argv, env := helperArgv(t, "open", path)
+		return start(t, g, env, argv...).line(t, 30*time.Second)
+	}
+	if got := try("/dev/zero"); !strings.Contains(got, "operation not permitted") {
+		t.Errorf("open /dev/zero in the group: %q, want operation not permitted", got)
+	}
+	if got := try("/dev/null"); got != "open ok" {
+		t.Errorf("open /dev/null in the group: %q, want ok", got)
+	}
+	if err := g.Update(resources.Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := try("/dev/zero"); got != "open ok" {
+		t.Errorf("open /dev/zero after the update: %q, want ok", got)
+	}
+}

@@ -59,10 +59,11 @@ type v1Hier struct {
 	own  string // the directory of the agent's own cgroup, where the thread returns
 }
 
-// v1Controllers are the controllers a v1 group is created in. devices,
-// net_*, perf_event, hugetlb and rdma are left alone: glmd sets no limits
-// there, and a group in every hierarchy only costs writes at each start.
-var v1Controllers = []cgroup1.Name{cgroup1.Cpu, cgroup1.Cpuacct, cgroup1.Cpuset, cgroup1.Memory, cgroup1.Pids, cgroup1.Blkio, cgroup1.Freezer}
+// v1Controllers are the controllers a v1 group is created in. net_*,
+// perf_event, hugetlb and rdma are left alone: glmd sets no limits there,
+// and a group in every hierarchy only costs writes at each start. devices
+// holds the GPUs an instance may not open ([gpu] isolate_devices).
+var v1Controllers = []cgroup1.Name{cgroup1.Cpu, cgroup1.Cpuacct, cgroup1.Cpuset, cgroup1.Memory, cgroup1.Pids, cgroup1.Blkio, cgroup1.Freezer, cgroup1.Devices}
 
 // v2Controllers are enabled for the groups where the parent offers them.
 var v2Controllers = []string{"cpu", "cpuset", "io", "memory", "pids"}
@@ -470,14 +471,19 @@ const cleanupWait = 10 * time.Second
 // gone and deletes it. It returns the names of the groups it removed and
 // an error for each group it could not.
 func (m *Manager) Cleanup(ctx context.Context) (removed []string, err error) {
-	names, err := m.leftovers()
-	if err != nil {
-		return nil, err
-	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, cleanupWait)
 		defer cancel()
+	}
+	// This manager's own deletions first: a group it is removing is not a
+	// leftover.
+	if err := m.Wait(ctx); err != nil {
+		return nil, fmt.Errorf("cgroup: wait for the removal of groups: %w", err)
+	}
+	names, err := m.leftovers()
+	if err != nil {
+		return nil, err
 	}
 	var errs []error
 	for _, name := range names {

@@ -3,6 +3,8 @@ package supervisor
 import (
 	"context"
 	"errors"
+
+	"github.com/open-autoglm/glmd/internal/resources"
 )
 
 // ErrWait is what Devices.Acquire returns (wrapped, with the reason) when
@@ -34,5 +36,8 @@ type Grant struct {
 	// sets its own cpuset; "" = no pinning.
 	CpusetCPUs, CpusetMems string
 	IDs                    []string // the devices, for status (GPU UUIDs)
-	Note                   string   // a remark for the start message, e.g. stray memory on a GPU
+	// DenyDevices are device files the instance's cgroup refuses (the
+	// other GPUs, with isolate_devices).
+	DenyDevices []resources.CharDevice
+	Note        string // a remark for the start message, e.g. stray memory on a GPU
 }

@@ -378,6 +378,9 @@ func (r *Runner) limits() resources.Limits {
 	if g := r.grant; g != nil && l.CpusetCPUs == "" && l.CpusetMems == "" {
 		l.CpusetCPUs, l.CpusetMems = g.CpusetCPUs, g.CpusetMems
 	}
+	if g := r.grant; g != nil && len(g.DenyDevices) > 0 {
+		l.DenyDevices = append(slices.Clip(l.DenyDevices), g.DenyDevices...)
+	}
 	return l
 }
 

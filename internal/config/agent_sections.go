@@ -27,6 +27,7 @@ type GPUDevice struct {
 	Memory   int64  // bytes
 	NUMANode int    // -1 = unknown
 	CPUs     string // CPUs local to it ("0-55"); "" = unknown
+	Minor    int    // N of /dev/nvidiaN; default: the index
 }
 
 // GPUHealth is [gpu.health]: how driver events and polls judge a GPU.
@@ -83,7 +84,7 @@ var gpuUUIDLoose = regexp.MustCompile(`^GPU-[0-9a-fA-F-]+$`)
 
 var agentGPUKeys = &keySet{keys: map[string]*keySet{
 	"provider": nil,
-	"devices":  {array: true, keys: map[string]*keySet{"index": nil, "uuid": nil, "name": nil, "memory": nil, "numa_node": nil, "cpus": nil}},
+	"devices":  {array: true, keys: map[string]*keySet{"index": nil, "uuid": nil, "name": nil, "memory": nil, "numa_node": nil, "cpus": nil, "minor": nil}},
 	"health":   {keys: map[string]*keySet{"ignore_xids": nil, "fatal_xids": nil, "reset_command": nil, "poll_interval": nil}},
 }}
 
@@ -140,17 +141,20 @@ func (a *Agent) decodeGPU(doc *document) {
 
 func decodeGPUDevice(doc *document, i int, m map[string]any) GPUDevice {
 	entry := fmt.Sprintf("gpu.devices[%d]", i)
-	d := GPUDevice{Index: i, NUMANode: -1}
+	d := GPUDevice{Index: i, NUMANode: -1, Minor: -1}
 	for _, k := range sortedKeys(m) {
 		key := entry + "." + k
 		pos := doc.posOf(key, entry, "gpu.devices", "gpu")
 		switch k {
-		case "index", "numa_node":
+		case "index", "numa_node", "minor":
 			if n, ok := doc.intValue(pos, key, m[k]); ok {
-				if k == "index" {
+				switch k {
+				case "index":
 					d.Index = n
-				} else {
+				case "numa_node":
 					d.NUMANode = n
+				default:
+					d.Minor = n
 				}
 			}
 		case "uuid", "name", "cpus":
@@ -176,6 +180,9 @@ func decodeGPUDevice(doc *document, i int, m map[string]any) GPUDevice {
 		default:
 			doc.errorAt(pos, "", &unknownKeyError{key: key, hint: keyHint(agentGPUKeys, agentGPUKeys.keys["devices"], entry, k)})
 		}
+	}
+	if d.Minor < 0 {
+		d.Minor = d.Index // the driver numbers device files in PCI order, as NVML's indices
 	}
 	return d
 }

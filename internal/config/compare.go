@@ -90,6 +90,8 @@ var fields = []field{
 	{"resources.pids_max", false, func(t *Task) any { return t.Resources.PidsMax }},
 	{"resources.io_weight", false, func(t *Task) any { return t.Resources.IOWeight }},
 	{"resources.io", false, func(t *Task) any { return t.Resources.IO }},
+	// Not a key: the agent fills it per instance from isolate_devices.
+	{"resources.deny_devices", false, func(t *Task) any { return t.Resources.DenyDevices }},
 	// The kernel reads oom_score_adj of a process, set when it starts.
 	{"resources.oom_score_adj", true, func(t *Task) any { return t.Resources.OOMScoreAdj }},
 

@@ -22,6 +22,10 @@ type GPU struct {
 	// VisibleDevicesFormat is how CUDA_VISIBLE_DEVICES names the GPUs:
 	// "uuid" (default: stable, immune to renumbering) or "index".
 	VisibleDevicesFormat string
+	// IsolateDevices keeps the instance from opening the other GPUs'
+	// device files (/dev/nvidiaN) through its cgroup: CUDA_VISIBLE_DEVICES
+	// is a convention, this is a fence. Needs cgroups.
+	IsolateDevices bool
 }
 
 // Values of [gpu] visible_devices_format.
@@ -38,7 +42,7 @@ var gpuUUIDRE = regexp.MustCompile(`^GPU-[0-9a-fA-F-]{8,}$`)
 var gpuKeys = &keySet{
 	keys: map[string]*keySet{
 		"count": nil, "ids": nil, "min_memory": nil, "model": nil, "numa_pin": nil,
-		"shared": nil, "visible_devices_format": nil,
+		"shared": nil, "visible_devices_format": nil, "isolate_devices": nil,
 	},
 	alias: map[string]string{"gpus": "count", "devices": "ids", "uuids": "ids", "memory": "min_memory"},
 }
@@ -89,6 +93,9 @@ func (f *taskFile) decodeGPU() {
 	}
 	if s, ok := f.str("gpu", "visible_devices_format"); ok {
 		g.VisibleDevicesFormat = s
+	}
+	if b, ok := f.boolean("gpu", "isolate_devices"); ok {
+		g.IsolateDevices = b
 	}
 }
 
@@ -147,7 +154,7 @@ func (f *taskFile) validateGPU() {
 		f.errorf("gpu.visible_devices_format", "%q is not a format (%suse \"uuid\" or \"index\")", g.VisibleDevicesFormat, hint)
 	}
 	if g.Count == 0 {
-		for _, k := range []string{"gpu.min_memory", "gpu.model", "gpu.shared"} {
+		for _, k := range []string{"gpu.min_memory", "gpu.model", "gpu.shared", "gpu.isolate_devices"} {
 			if given(k) && f.ok("gpu.count") && f.ok("gpu.ids") {
 				f.errorf(k, "has no effect without GPUs (set gpu.count, e.g. count = 1)")
 			}

@@ -149,6 +149,7 @@ func cloneTask(t *Task) Task {
 	c.Ports = maps.Clone(t.Ports)
 	c.Restart.SuccessCodes = slices.Clone(t.Restart.SuccessCodes)
 	c.Resources.IO = slices.Clone(t.Resources.IO)
+	c.Resources.DenyDevices = slices.Clone(t.Resources.DenyDevices)
 	if t.Resources.OOMScoreAdj != nil {
 		n := *t.Resources.OOMScoreAdj
 		c.Resources.OOMScoreAdj = &n

@@ -159,3 +159,10 @@ timezone = "Europe/Berlin"
 
 // filepathJoin joins name to the directory of the file at p.
 func filepathJoin(p, name string) string { return filepath.Join(filepath.Dir(p), name) }
+
+func TestLoadTask_GPUIsolate(t *testing.T) {
+	task := mustLoad(t, "command = [\"serve\"]\n[gpu]\ncount = 1\nisolate_devices = true\n", LoadOptions{})
+	if !task.GPU.IsolateDevices {
+		t.Errorf("gpu = %+v", task.GPU)
+	}
+}

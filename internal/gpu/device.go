@@ -23,7 +23,12 @@ type Device struct {
 	NUMANode int    // -1 when unknown
 	CPUs     string // the CPUs local to the GPU as a list ("0-55,112-167"); "" when unknown
 	MIG      bool   // MIG mode is on: the GPU is not handed out whole
+	Minor    int    // N of its device file /dev/nvidiaN (major 195); -1 when unknown
 }
+
+// DeviceMajor is the major number of the NVIDIA GPU device files
+// (/dev/nvidia0 is 195:0; nvidiactl, 195:255, is shared by all).
+const DeviceMajor = 195
 
 // Level is how far apart two GPUs sit, as NVML's GpuTopologyLevel: lower
 // is closer.

@@ -243,10 +243,14 @@ func (inv *nvmlInventory) cached(ctx context.Context) ([]gpuHandle, error) {
 
 // device reads what does not change about one GPU.
 func (inv *nvmlInventory) device(h gpuHandle) (Device, error) {
-	d := Device{Index: h.index, UUID: h.uuid, NUMANode: -1}
+	d := Device{Index: h.index, UUID: h.uuid, NUMANode: -1, Minor: -1}
 	var ret nvml.Return
 	if d.Name, ret = h.dev.GetName(); ret != nvml.SUCCESS {
 		return d, inv.fail("GetName", h.uuid, ret)
+	}
+	// Minors do not reliably follow NVML indices: ask.
+	if minor, ret := h.dev.GetMinorNumber(); ret == nvml.SUCCESS {
+		d.Minor = minor
 	}
 	mem, ret := h.dev.GetMemoryInfo()
 	if ret != nvml.SUCCESS {

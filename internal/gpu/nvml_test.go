@@ -71,7 +71,7 @@ func TestNVML_Devices(t *testing.T) {
 			for i, d := range devs {
 				want := gpu.Device{
 					Index: i, UUID: dgx.UUID(i), Name: "Mock NVIDIA A100-SXM4-40GB", Memory: 40960 * mib,
-					PCIBusID: gputest.DGXBusIDs[i], NUMANode: i / 4, CPUs: gputest.DGXNodeCPUs[i/4],
+					PCIBusID: gputest.DGXBusIDs[i], NUMANode: i / 4, CPUs: gputest.DGXNodeCPUs[i/4], Minor: i,
 				}
 				if d != want {
 					t.Errorf("device %d:\n got %+v\nwant %+v", i, d, want)

@@ -25,6 +25,12 @@ type Limits struct {
 	IOWeight int        // relative IO share 1..10000, default 100
 	IO       []IODevice // per-device bandwidth and IOPS limits
 
+	// DenyDevices are character devices the instance may not open, read,
+	// write or create (the devices controller on v1, an eBPF device
+	// program on v2): the GPUs other instances hold, with [gpu]
+	// isolate_devices.
+	DenyDevices []CharDevice
+
 	// OOMScoreAdj is the worker's oom_score_adj (-1000..1000); nil keeps
 	// the kernel's default of 0 rather than inheriting the agent's own
 	// (which systemd sets to -1000 so that workers die before the agent).
@@ -46,7 +52,12 @@ type IODevice struct {
 func (l Limits) IsZero() bool {
 	return l.CPUs == 0 && l.CPUWeight == 0 && l.CpusetCPUs == "" && l.CpusetMems == "" &&
 		l.MemoryMax == 0 && l.MemoryHigh == 0 && l.MemorySwapMax == 0 && !l.MemorySwapOff &&
-		l.PidsMax == 0 && l.IOWeight == 0 && len(l.IO) == 0
+		l.PidsMax == 0 && l.IOWeight == 0 && len(l.IO) == 0 && len(l.DenyDevices) == 0
+}
+
+// CharDevice is a character device by number, as in /dev/nvidia3 (195:3).
+type CharDevice struct {
+	Major, Minor uint32
 }
 
 // Stats is what an instance's cgroup counted, cumulative since the group

@@ -14,6 +14,8 @@
 //	-echo STR          print STR and a newline to stdout
 //	-echo-stderr STR   print STR and a newline to stderr
 //	-print-env         print the environment to stdout, one sorted KEY=VALUE line per variable
+//	-open PATH         try to open PATH for reading and print "open PATH: ok" or "open PATH: <error>" (repeatable;
+//	                   device files a cgroup refuses say "operation not permitted")
 //	-print-id          print "uid=N gid=N groups=a,b umask=0022 cwd=/x" to stdout
 //	-pidfile PATH      append "<pid>\n" to PATH (O_APPEND, so tests can count starts)
 //
@@ -154,6 +156,7 @@ type options struct {
 
 	echo, echoStderr   string
 	printEnv, printID  bool
+	open               []string
 	pidfile            string
 	exit               int
 	crash              syscall.Signal
@@ -208,6 +211,10 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.echoStderr, "echo-stderr", "", "print `STR` to stderr at start")
 	fs.BoolVar(&o.printEnv, "print-env", false, "print the environment, sorted, at start")
 	fs.BoolVar(&o.printID, "print-id", false, "print uid, gid, groups, umask and cwd at start")
+	fs.Func("open", "try to open `PATH` and print how it went (repeatable)", func(s string) error {
+		o.open = append(o.open, s)
+		return nil
+	})
 	fs.StringVar(&o.pidfile, "pidfile", "", "append the pid to `PATH` at start")
 	fs.IntVar(&o.exit, "exit", -1, "exit with `CODE` after -after (default: sleep)")
 	fs.Func("crash", "die of signal `SIG` after -after", func(s string) error {
@@ -374,6 +381,20 @@ func (w *worker) run() {
 	}
 	if o.printID {
 		w.print(identity())
+	}
+	for _, p := range o.open {
+		f, err := os.Open(p)
+		if err != nil {
+			var errno syscall.Errno
+			msg := err.Error()
+			if errors.As(err, &errno) {
+				msg = errno.Error()
+			}
+			w.print("open " + p + ": " + msg + "\n")
+			continue
+		}
+		f.Close()
+		w.print("open " + p + ": ok\n")
 	}
 	if o.pidfile != "" {
 		if err := appendPid(o.pidfile); err != nil {

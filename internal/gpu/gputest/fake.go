@@ -87,6 +87,7 @@ func NewFake(opts ...FakeOption) *Fake {
 			Memory:   FakeMemory,
 			PCIBusID: fakeBusIDs[i],
 			NUMANode: i / 4,
+			Minor:    i,
 			CPUs:     fakeNodeCPUs[i/4],
 		})
 		f.samples = append(f.samples, gpu.Sample{
