@@ -1,7 +1,9 @@
 package cgroup
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"slices"
 
@@ -66,5 +68,21 @@ func (g *group) dropDeviceFilter() error {
 	if err != nil {
 		return fmt.Errorf("devices: remove the old device program: %w", err)
 	}
+	return nil
+}
+
+// joinDevices creates the v1 group's directory in the devices hierarchy
+// when l denies devices: groups join it only then, since every hierarchy
+// a group is in costs each start a thread move and each creation a mkdir.
+// The next start places the worker in it. Call with g.mu held.
+func (g *group) joinDevices(l resources.Limits) error {
+	dir := g.dirs["devices"]
+	if g.m.v1 == nil || g.inDevices || len(l.DenyDevices) == 0 || dir == "" {
+		return nil
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("devices: create %s: %w", dir, err)
+	}
+	g.inDevices = true
 	return nil
 }

@@ -33,6 +33,9 @@ type group struct {
 	// v2: the device program attached for DenyDevices; detach removes it.
 	denied []resources.CharDevice
 	detach func() error
+	// inDevices: on v1 the group has a directory in the devices hierarchy
+	// (guarded by mu).
+	inDevices bool
 }
 
 var _ supervisor.Group = (*group)(nil)
@@ -57,6 +60,9 @@ func (g *group) Update(l resources.Limits) error {
 	asked := l
 	l, err := wholeDisks(l)
 	if err != nil {
+		return fmt.Errorf("cgroup %s: %w", g.name, err)
+	}
+	if err := g.joinDevices(l); err != nil {
 		return fmt.Errorf("cgroup %s: %w", g.name, err)
 	}
 	var settings []setting

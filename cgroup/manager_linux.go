@@ -62,7 +62,8 @@ type v1Hier struct {
 // v1Controllers are the controllers a v1 group is created in. net_*,
 // perf_event, hugetlb and rdma are left alone: glmd sets no limits there,
 // and a group in every hierarchy only costs writes at each start. devices
-// holds the GPUs an instance may not open ([gpu] isolate_devices).
+// holds the GPUs an instance may not open ([gpu] isolate_devices); a group
+// joins it only then (see group.joinDevices), as it costs every start.
 var v1Controllers = []cgroup1.Name{cgroup1.Cpu, cgroup1.Cpuacct, cgroup1.Cpuset, cgroup1.Memory, cgroup1.Pids, cgroup1.Blkio, cgroup1.Freezer, cgroup1.Devices}
 
 // v2Controllers are enabled for the groups where the parent offers them.
@@ -297,6 +298,12 @@ func boolCmp(a, b bool) int {
 // hierarchy is the cgroup1.Hierarchy of the controllers glmd uses.
 func (l *v1Layout) hierarchy() ([]cgroup1.Subsystem, error) { return l.subsystems, nil }
 
+// groupHierarchy is the hierarchy a new group is created in: all but
+// devices, which a group joins only when it denies devices.
+func (l *v1Layout) groupHierarchy() ([]cgroup1.Subsystem, error) {
+	return slices.DeleteFunc(slices.Clone(l.subsystems), func(s cgroup1.Subsystem) bool { return s.Name() == cgroup1.Devices }), nil
+}
+
 // pathFunc is the cgroup1.Path of the group called name ("" = the parent).
 func (l *v1Layout) pathFunc(name string) cgroup1.Path {
 	return func(sub cgroup1.Name) (string, error) {
@@ -398,7 +405,7 @@ func (m *Manager) makeGroup(name string) (g *group, created bool, err error) {
 	if m.v1 != nil {
 		_, err := os.Stat(g.dirs["memory"])
 		created = errors.Is(err, fs.ErrNotExist)
-		if _, err := cgroup1.New(m.v1.pathFunc(name), &specs.LinuxResources{}, cgroup1.WithHierarchy(m.v1.hierarchy)); err != nil {
+		if _, err := cgroup1.New(m.v1.pathFunc(name), &specs.LinuxResources{}, cgroup1.WithHierarchy(m.v1.groupHierarchy)); err != nil {
 			if created {
 				g.removeDirs()
 			}
@@ -430,6 +437,8 @@ func (m *Manager) group(name string) *group {
 		for _, c := range m.v1.ctrls {
 			g.dirs[c.name] = filepath.Join(c.mount, c.parent, name)
 		}
+		// A group an earlier Open (or agent) put into devices stays there.
+		g.inDevices = g.dirs["devices"] != "" && exists(g.dirs["devices"])
 		if m.twinParent != "" {
 			g.unified = filepath.Join(m.twinParent, name)
 		}

@@ -83,6 +83,9 @@ func (g *group) forkFromThread(fork func(int) (int, error), fd int) (pid int, ba
 		}
 	}()
 	for _, h := range g.m.v1.hiers {
+		if h.ctrl == "devices" && !g.inDevices {
+			continue
+		}
 		if err := writeFile(filepath.Join(g.dirs[h.ctrl], "tasks"), self); err != nil {
 			return 0, true, fmt.Errorf("cgroup %s: start: move the starting thread into the group: %w", g.name, err)
 		}
