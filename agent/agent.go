@@ -220,11 +220,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	loops.Go(func() { a.dependencyLoop(watchCtx) })
 	gpuCtx, stopGPUs := context.WithCancel(context.WithoutCancel(ctx))
 	var gpuLoop sync.WaitGroup
-	gpuLoop.Go(func() {
-		if err := a.gpus.Run(gpuCtx); err != nil {
-			a.log.Error("gpu health watch", "err", err)
-		}
-	})
+	if len(a.gpus.Status()) > 0 {
+		gpuLoop.Go(func() {
+			if err := a.gpus.Run(gpuCtx); err != nil {
+				a.log.Error("gpu health watch", "err", err)
+			}
+		})
+	}
 	discCtx, stopDiscovery := context.WithCancel(context.WithoutCancel(ctx))
 	var discLoops sync.WaitGroup
 	discLoops.Go(func() {
@@ -233,10 +235,16 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	})
 	syncCtx, stopSync := context.WithCancel(discCtx)
-	discLoops.Go(func() { a.discoveryLoop(syncCtx) })
-	heartbeat := time.NewTicker(a.disc.HeartbeatInterval())
-	defer heartbeat.Stop()
-	a.disc.Heartbeat()
+	// Standalone there is nothing to register and no check to pass: an
+	// idle agent stays idle.
+	var heartbeatC <-chan time.Time
+	if a.usesConsul() {
+		discLoops.Go(func() { a.discoveryLoop(syncCtx) })
+		heartbeat := time.NewTicker(a.disc.HeartbeatInterval())
+		defer heartbeat.Stop()
+		heartbeatC = heartbeat.C
+		a.disc.Heartbeat()
+	}
 	if len(a.gpus.Status()) > 0 {
 		gpuLoop.Go(func() { a.strayLoop(gpuCtx, cmp.Or(a.cfg.GPU.Health.PollInterval, config.DefaultGPUPollInterval)) })
 	}
@@ -258,7 +266,7 @@ loop:
 			a.reconcile(snap, false)
 		case <-watchdog:
 			a.notify("WATCHDOG=1")
-		case <-heartbeat.C:
+		case <-heartbeatC:
 			// From the main loop, so that a stuck agent stops passing its
 			// Consul check and gives up the scheduler role.
 			a.disc.Heartbeat()
@@ -274,7 +282,9 @@ loop:
 	// The instances deregistered as they stopped; now the node's service,
 	// the scheduler role and the session go.
 	stopSync()
-	a.syncDiscovery()
+	if a.usesConsul() {
+		a.syncDiscovery()
+	}
 	stopDiscovery()
 	discLoops.Wait()
 	stopGPUs()

@@ -56,6 +56,12 @@ func (a *Agent) setupDiscovery() error {
 	return nil
 }
 
+// usesConsul says whether discovery talks to Consul (or a test's fake),
+// rather than standing alone.
+func (a *Agent) usesConsul() bool {
+	return a.deps.Discovery != nil || (a.cfg.Consul.Enabled && !a.cfg.Dev)
+}
+
 // tokenFile keeps the highest fencing token this node held, so that its
 // tokens keep growing across restarts of glmd and of Consul.
 func (a *Agent) tokenFile() string { return filepath.Join(a.cfg.StateDir, "leader-token") }

@@ -27,6 +27,11 @@ command = ["$W/cworker", "sleep"]
 instances = $N
 TOML
 cd "$W/run"
+# A binary just built is all in the page cache, and the kernel maps cached
+# pages around every fault: the file-backed part of PSS would then be most
+# of the binary, not what glmd touches. As root, start from a cold cache,
+# as after a reboot or an upgrade.
+if [ "$(id -u)" = 0 ]; then sync; echo 3 >/proc/sys/vm/drop_caches; fi
 "$W/glmd" --dev --metrics-listen off --log-level warn 2>"$W/glmd.log" &
 PID=$!
 export GLMD_SOCKET="$W/run/.glmd/glmd.sock"
@@ -39,8 +44,10 @@ done
 echo "all $N running after $(( ($(date +%s%N) - start) / 1000000 )) ms (includes glmctl polling)"
 sleep 5
 pss=$(awk '/^Pss:/ {print $2}' /proc/$PID/smaps_rollup)
+anon=$(awk '/^Pss_Anon:/ {print $2}' /proc/$PID/smaps_rollup)
+file=$(awk '/^Pss_File:/ {print $2}' /proc/$PID/smaps_rollup)
 rss=$(awk '/^Rss:/ {print $2}' /proc/$PID/smaps_rollup)
-echo "agent PSS $((pss / 1024)) MiB, RSS $((rss / 1024)) MiB with $N instances"
+echo "agent PSS $((pss / 1024)) MiB (anonymous $((anon / 1024)), file-backed $((file / 1024))), RSS $((rss / 1024)) MiB with $N instances"
 # CPU time in ns, summed over the agent's threads (schedstat has ns
 # resolution; /proc/PID/stat counts 10 ms ticks).
 cpu() { cat /proc/$PID/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%d", s}'; }

@@ -17,7 +17,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	_ "time/tzdata" // cron time zones on hosts without a zoneinfo database
 
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/spf13/cobra"
