@@ -78,13 +78,17 @@ type Agent struct {
 	// instances pending for GPUs, woken when some are released.
 	gpus       *gpu.Pool
 	gpuInv     gpu.Inventory
+	hasGPUs    bool // the pool has GPUs: set once in setupGPUs
 	gpuMu      sync.Mutex
 	gpuWaiters map[*instanceGPUs]struct{}
 
 	// disc registers the instances in Consul and holds the election of
 	// the scheduler role (standalone without Consul). leading is the
 	// fencing token while this agent holds the role, 0 otherwise.
-	disc     discovery.Client
+	disc discovery.Client
+	// cronZone is [cron] timezone, loaded once: the zone of scheduled
+	// tasks that name none.
+	cronZone *time.Location
 	discWake chan struct{} // cap 1: sync the registrations now
 	leading  atomic.Uint64
 
@@ -128,6 +132,7 @@ func New(cfg *config.Agent, d Deps) *Agent {
 		tasks:          map[string]*task{},
 		gpuWaiters:     map[*instanceGPUs]struct{}{},
 		discWake:       make(chan struct{}, 1),
+		cronZone:       cronZone(cfg, log),
 		invalid:        map[string][]*config.FileError{},
 		reloads:        map[string]int{},
 	}
@@ -220,7 +225,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	loops.Go(func() { a.dependencyLoop(watchCtx) })
 	gpuCtx, stopGPUs := context.WithCancel(context.WithoutCancel(ctx))
 	var gpuLoop sync.WaitGroup
-	if len(a.gpus.Status()) > 0 {
+	if a.hasGPUs {
 		gpuLoop.Go(func() {
 			if err := a.gpus.Run(gpuCtx); err != nil {
 				a.log.Error("gpu health watch", "err", err)
@@ -245,7 +250,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		heartbeatC = heartbeat.C
 		a.disc.Heartbeat()
 	}
-	if len(a.gpus.Status()) > 0 {
+	if a.hasGPUs {
 		gpuLoop.Go(func() { a.strayLoop(gpuCtx, cmp.Or(a.cfg.GPU.Health.PollInterval, config.DefaultGPUPollInterval)) })
 	}
 	a.notify("READY=1")
@@ -397,4 +402,15 @@ func (a *Agent) poke() {
 	case a.wake <- struct{}{}:
 	default:
 	}
+}
+
+// cronZone loads [cron] timezone; LoadAgent checked it, so a failure here
+// means the zone database changed since: UTC, said once.
+func cronZone(cfg *config.Agent, log *slog.Logger) *time.Location {
+	loc, err := config.LoadZone(cfg.Cron.Timezone)
+	if err != nil {
+		log.Warn("[cron] timezone: using UTC", "err", err)
+		return time.UTC
+	}
+	return loc
 }

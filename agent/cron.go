@@ -27,6 +27,7 @@ type cronTask struct {
 
 	mu    sync.Mutex // guards the fields below
 	spec  *config.Task
+	loc   *time.Location       // the zone spec's schedule is read in
 	slots map[int]*cronAttempt // the attempts running now, by slot (their GLMD_INSTANCE)
 }
 
@@ -45,11 +46,7 @@ var _ cron.Starter = (*cronTask)(nil)
 // cronSpec is the cron package's view of a task, in the agent's default
 // zone when the task names none.
 func (a *Agent) cronSpec(t *config.Task) (cron.Spec, error) {
-	def, err := config.LoadZone(a.cfg.Cron.Timezone)
-	if err != nil {
-		return cron.Spec{}, err
-	}
-	loc, err := t.Cron.Location(def)
+	loc, err := t.Cron.Location(a.cronZone)
 	if err != nil {
 		return cron.Spec{}, err
 	}
@@ -76,7 +73,7 @@ func (a *Agent) startCron(t *config.Task) (*cronTask, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", t.File, err)
 	}
-	ct := &cronTask{a: a, spec: t, slots: map[int]*cronAttempt{}, done: make(chan struct{})}
+	ct := &cronTask{a: a, spec: t, loc: spec.Schedule.Location(), slots: map[int]*cronAttempt{}, done: make(chan struct{})}
 	ct.job, err = cron.New(cron.Options{
 		Task: t.Name, Spec: spec, Starter: ct, History: a.cronHistory(), Log: a.log,
 		OnEvent: a.onCronEvent,
@@ -107,7 +104,7 @@ func (ct *cronTask) setSpec(t *config.Task) error {
 		return err
 	}
 	ct.mu.Lock()
-	ct.spec = t
+	ct.spec, ct.loc = t, spec.Schedule.Location()
 	ct.mu.Unlock()
 	return ct.job.SetSpec(spec)
 }
@@ -236,11 +233,9 @@ func (att *cronAttempt) Done() <-chan cron.Result { return att.result }
 // SIGKILL of its whole cgroup. It does not wait.
 func (att *cronAttempt) Stop(reason string) {
 	att.stop.Do(func() {
-		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 24*time.Hour)
-			defer cancel()
-			_ = att.runner.Stop(ctx)
-		}()
+		// Stop returns once the attempt has stopped, or at once when its
+		// runner is gone.
+		go func() { _ = att.runner.Stop(context.Background()) }()
 	})
 }
 

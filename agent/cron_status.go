@@ -6,10 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
+	"io/fs"
 	"time"
 
 	"github.com/open-autoglm/glmd/internal/api"
+	"github.com/open-autoglm/glmd/internal/config"
 	"github.com/open-autoglm/glmd/internal/cron"
 	"github.com/open-autoglm/glmd/internal/tasklog"
 )
@@ -22,7 +23,7 @@ func (a *Agent) cronTaskOf(name string) (*cronTask, error) {
 	switch {
 	case t == nil:
 		return nil, fmt.Errorf("task %q: %w (glmctl status lists the tasks)", name, api.ErrNotFound)
-	case t.spec.Kind != "cron":
+	case t.spec.Kind != config.KindCron:
 		return nil, fmt.Errorf("task %q is a %s, not a scheduled task (kind = \"cron\"): %w", name, t.spec.Kind, api.ErrConflict)
 	case t.cron == nil:
 		return nil, fmt.Errorf("task %q is disabled (enabled = false in %s): %w", name, t.spec.File, api.ErrConflict)
@@ -104,7 +105,7 @@ func (a *Agent) cronRow(t *task) api.InstanceStatus {
 		row.Message = "no run yet"
 	}
 	switch {
-	case t.spec.Cron.Scope == "fleet" && a.leading.Load() == 0:
+	case t.spec.Cron.Scope == config.CronFleet && a.leading.Load() == 0:
 		row.Message += "; scope = fleet: runs on the scheduler's node only, and this node does not hold the role (glmctl leader)"
 	case st.Suspended:
 		row.Message += "; suspended (glmctl run starts one now)"
@@ -130,13 +131,8 @@ func (ct *cronTask) newest() *cronAttempt {
 // zone is the time zone the task's schedule is read in.
 func (ct *cronTask) zone() *time.Location {
 	ct.mu.Lock()
-	t := ct.spec
-	ct.mu.Unlock()
-	spec, err := ct.a.cronSpec(t)
-	if err != nil {
-		return time.UTC
-	}
-	return spec.Schedule.Location()
+	defer ct.mu.Unlock()
+	return ct.loc
 }
 
 // runLogs is the log of the newest attempt, for glmctl logs on a
@@ -172,39 +168,12 @@ func (a *Agent) cronLogs(ctx context.Context, ct *cronTask, req api.LogRequest) 
 		if p == "" {
 			continue
 		}
-		return io.NopCloser(bytes.NewReader(tailFile(p, req.Lines))), nil
+		// A stream that never wrote has no file: an empty log.
+		tail, err := tasklog.TailFile(p, req.Lines)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("logs of %s: %w", th.Task, err)
+		}
+		return io.NopCloser(bytes.NewReader(tail)), nil
 	}
 	return io.NopCloser(bytes.NewReader(nil)), nil
-}
-
-// tailFile returns the last n lines (n <= 0: all) of the last MiB of a file.
-func tailFile(path string, n int) []byte {
-	const window = 1 << 20
-	f, err := os.Open(path)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err == nil && fi.Size() > window {
-		if _, err := f.Seek(-window, io.SeekEnd); err != nil {
-			return nil
-		}
-	}
-	b, _ := io.ReadAll(f)
-	if n <= 0 {
-		return b
-	}
-	end := len(b)
-	if end > 0 && b[end-1] == '\n' {
-		end--
-	}
-	for i := end - 1; i >= 0; i-- {
-		if b[i] == '\n' {
-			n--
-			if n == 0 {
-				return b[i+1:]
-			}
-		}
-	}
-	return b
 }

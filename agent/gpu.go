@@ -133,8 +133,7 @@ func (a *Agent) wakeGPUWaiters() {
 // instance that holds a GPU that went bad: a tensor-parallel group dies
 // together, its communicator is broken.
 func (a *Agent) onGPUEvent(e gpu.Event) {
-	typ := "gpu"
-	a.publish(api.Event{Type: typ, Instance: -1, Message: e.Message})
+	a.publish(api.Event{Type: "gpu", Instance: -1, Message: e.Message})
 	switch e.Kind {
 	case gpu.KindUnhealthy, gpu.KindLost:
 		for _, o := range e.Owners {
@@ -152,7 +151,7 @@ func (a *Agent) restartForGPU(o gpu.Owner, e gpu.Event) {
 	if in == nil {
 		return
 	}
-	why := fmt.Sprintf("restarted: GPU %d (%s) %s", e.Index, e.UUID, strings.TrimPrefix(e.Kind, "gpu_"))
+	why := fmt.Sprintf("restarted: GPU %d (%s) %s", e.Index, e.UUID, e.Kind)
 	a.wg.Go(func() {
 		if err := in.runner.RestartFor(a.runCtx, "gpu_unhealthy", why); err != nil && !errors.Is(err, supervisor.ErrWait) {
 			a.log.Warn("restart after GPU failure", "task", o.Task, "instance", o.Instance, "gpu", e.UUID, "err", err)
@@ -190,6 +189,7 @@ func (a *Agent) setupGPUs() error {
 		return fmt.Errorf("gpu inventory: %w", err)
 	}
 	a.gpus, a.gpuInv = pool, inv
+	a.hasGPUs = len(pool.Status()) > 0
 	if st := pool.Status(); len(st) > 0 {
 		a.log.Info("gpus", "count", len(st), "model", st[0].Device.Name)
 	}

@@ -111,7 +111,7 @@ func (a *Agent) runnerSpec(t *config.Task, in *instance) (supervisor.Spec, error
 		return supervisor.Spec{}, fmt.Errorf("%s: instance %d: %w", t.File, in.index, err)
 	}
 	env := r.Env
-	if t.GPU.Count == 0 && len(t.GPU.IDs) == 0 && a.gpus != nil && len(a.gpus.Status()) > 0 {
+	if t.GPU.Count == 0 && len(t.GPU.IDs) == 0 && a.hasGPUs {
 		env = hideGPUs(env)
 	}
 	cmd := supervisor.Command{

@@ -742,3 +742,25 @@ func testDenyDevices(t *testing.T, m *Manager) {
 		t.Errorf("open /dev/zero after the update: %q, want ok", got)
 	}
 }
+
+func TestManager_GroupOf(t *testing.T)    { forV1Modes(t, testGroupOf) }
+func TestV2_Manager_GroupOf(t *testing.T) { testGroupOf(t, testManager(t, ModeV2)) }
+
+// testGroupOf: a worker is found in its group (how the agent tells its own
+// strays on a GPU from foreign processes); the test process is in none.
+func testGroupOf(t *testing.T, m *Manager) {
+	g := open(t, m, "owner@3", resources.Limits{})
+	argv, env := helperArgv(t, "sleep")
+	p := start(t, g, env, argv...)
+	p.line(t, 30*time.Second)
+	if name, ok := m.GroupOf(p.pid); !ok || name != "owner@3" {
+		t.Errorf("GroupOf(worker) = %q, %v; want owner@3", name, ok)
+	}
+	if name, ok := m.GroupOf(os.Getpid()); ok {
+		t.Errorf("GroupOf(test process) = %q, want none", name)
+	}
+	if err := g.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	p.wait(t, 30*time.Second)
+}

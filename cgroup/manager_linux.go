@@ -617,8 +617,9 @@ func (m *Manager) GroupOf(pid int) (string, bool) {
 	if unified != "" {
 		paths = append(paths, filepath.Join(cgroupRoot, unified))
 	}
+	parents := m.parentDirs()
 	for _, p := range paths {
-		for _, parent := range m.parentDirs() {
+		for _, parent := range parents {
 			rest, ok := strings.CutPrefix(p, parent+"/")
 			if !ok {
 				continue

@@ -191,8 +191,15 @@ func (f *taskFile) validateCron() {
 				loc = l
 			}
 		}
-		if _, err := cron.Parse(c.Schedule, loc); err != nil {
+		sched, err := cron.Parse(c.Schedule, loc)
+		if err != nil {
 			f.errorAt("schedule", "schedule", err)
+		} else if given("jitter") && f.ok("jitter") && c.Jitter > 0 {
+			// cron's own check: a jitter as long as the time between two runs
+			// would make every run late enough to count as missed.
+			if err := (cron.Spec{Schedule: sched, Jitter: c.Jitter}).Validate(); err != nil {
+				f.errorAt("jitter", "", err)
+			}
 		}
 	}
 	if given("concurrency") && !slices.Contains([]string{CronForbid, CronReplace, CronAllow}, c.Concurrency) {

@@ -103,6 +103,7 @@ func TestLoadTask_SectionErrors(t *testing.T) {
 		{"cron instances", "kind = \"cron\"\nschedule = \"@daily\"\ninstances = 2\n", `x.toml:4:1: instances: a scheduled task runs one process per run; instances must be 1 (use concurrency = "allow" for overlapping runs)`},
 		{"cron restart", "kind = \"cron\"\nschedule = \"@daily\"\n[restart]\nlimit = 2\n", `x.toml:5:1: restart.limit: does not apply to scheduled tasks: a failed run is tried again per [retry] (attempts, delay, max_delay)`},
 		{"cron attempts", "kind = \"cron\"\nschedule = \"@daily\"\n[retry]\nattempts = -1\n", `x.toml:5:1: retry.attempts: -1 is out of range (0 to 100: how many times a failed run is tried again)`},
+		{"cron jitter", "kind = \"cron\"\nschedule = \"@every 1m\"\njitter = \"90s\"\n", `x.toml:4:1: jitter 1m30s: must be shorter than the time between two runs of "@every 1m0s" (1m0s)`},
 		{"cron scope", "kind = \"cron\"\nschedule = \"@daily\"\nscope = \"cluster\"\n", `x.toml:4:1: scope: "cluster" is not a scope (use "node": run on every node with the file, or "fleet": once in the fleet)`},
 	}
 	for _, tt := range tests {

@@ -664,3 +664,17 @@ func TestInstance_FileName(t *testing.T) {
 		t.Errorf("FileName ../x: err = %v, want ErrInvalidName", err)
 	}
 }
+
+func TestTailFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "1-1.stdout.log")
+	if err := os.WriteFile(p, []byte("a\nb\nc\npartial"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	got, err := TailFile(p, 2)
+	if err != nil || string(got) != "b\nc\npartial" {
+		t.Errorf("TailFile = %q, %v; want the last 2 lines and the partial one", got, err)
+	}
+	if _, err := TailFile(filepath.Join(t.TempDir(), "none"), 2); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("missing file: %v", err)
+	}
+}
