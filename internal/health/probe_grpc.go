@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -60,7 +61,7 @@ func (p *grpcProbe) probe(ctx context.Context) (Outcome, string) {
 	}
 	resp, err := p.rt.RoundTrip(req)
 	if err != nil {
-		return OutcomeFailure, shortError(err)
+		return OutcomeFailure, grpcTransportError(ctx, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -99,6 +100,18 @@ func (p *grpcProbe) probe(ctx context.Context) (Outcome, string) {
 		return OutcomeFailure, servingStatusName(status)
 	}
 	return OutcomeSuccess, servingStatusName(status)
+}
+
+// grpcTransportError describes a call that got no answer. Once connected,
+// a server that does not speak plaintext HTTP/2 fails in ways that depend
+// on timing (an http2 error, a broken pipe, a reset); say what they mean.
+func grpcTransportError(ctx context.Context, err error) string {
+	msg := shortError(err)
+	op, isOp := errors.AsType[*net.OpError](err)
+	if ctx.Err() != nil || (isOp && op.Op == "dial") {
+		return msg
+	}
+	return msg + " (no gRPC answer over plaintext HTTP/2: is it a gRPC server without TLS?)"
 }
 
 // grpcCodes are the names of gRPC status codes, by number.
