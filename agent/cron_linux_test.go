@@ -148,16 +148,24 @@ func TestAgent_Cron_Metrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	ta.waitRuns("m", "a success", func(r []api.CronRun) bool { return countResult(r, "success") == 1 })
-	body := ta.scrape()
-	for _, want := range []string{
+	wants := []string{
 		`glmd_cron_runs_total{result="success",task="m"} 1`,
 		`glmd_cron_last_success_timestamp_seconds{task="m"}`,
 		`glmd_cron_next_run_timestamp_seconds{task="m"}`,
 		`glmd_cron_last_duration_seconds{task="m"}`,
 		`glmd_cron_active_runs{task="m"} 0`,
-	} {
-		if !strings.Contains(body, want) {
-			t.Errorf("/metrics lacks %s", want)
-		}
 	}
+	// The history file is written a moment before the job's status
+	// shows the run: poll the scrape.
+	var missing []string
+	testenv.Eventually(t, 0, func() bool {
+		body := ta.scrape()
+		missing = missing[:0]
+		for _, want := range wants {
+			if !strings.Contains(body, want) {
+				missing = append(missing, want)
+			}
+		}
+		return len(missing) == 0
+	}, "/metrics lacks %q", &missing) // a pointer: formatted as the last poll left it
 }

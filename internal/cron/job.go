@@ -39,6 +39,10 @@ type Job struct {
 	onEvent func(Event)
 	cmds    chan func(*loop)
 
+	// counts are Status.Runs as the loop keeps them; only the loop's
+	// goroutine touches them, publish copies them.
+	counts map[Reason]uint64
+
 	mu     sync.Mutex // guards the fields below
 	spec   Spec
 	alive  chan struct{} // non-nil while Run runs; closed when its loop takes no more commands
@@ -108,6 +112,7 @@ func New(o Options) (*Job, error) {
 		cmds:    make(chan func(*loop)),
 		spec:    o.Spec,
 	}
+	j.counts = map[Reason]uint64{}
 	j.status = Status{Task: o.Task, Runs: map[Reason]uint64{}}
 	j.status.setSpec(o.Spec)
 	return j, nil

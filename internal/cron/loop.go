@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -569,10 +570,11 @@ func (l *loop) recordMissed(first time.Time, n int, capped bool, now time.Time) 
 	l.emit(Event{Kind: EventMissed, Record: rec})
 }
 
+// count records ended attempts and fire times that did not run; publish
+// shows them together with the rest of the state, so that a Status (and
+// a scrape) never sees a run counted but not yet its record.
 func (l *loop) count(r Reason, n uint64) {
-	l.j.mu.Lock()
-	l.j.status.Runs[r] += n
-	l.j.mu.Unlock()
+	l.j.counts[r] += n
 }
 
 func (l *loop) emit(ev Event) {
@@ -649,4 +651,5 @@ func (l *loop) publish() {
 	s.Active = active
 	s.Last, s.LastDuration = last, last.Duration()
 	s.LastSuccess = l.th.LastSuccess
+	s.Runs = maps.Clone(l.j.counts)
 }
