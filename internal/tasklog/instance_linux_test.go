@@ -407,6 +407,9 @@ func TestInstance_DropPath(t *testing.T) {
 			}
 
 			d.recover()
+			// Until the writer has drained what queued up, a full queue
+			// still drops new output (by design): write after it did.
+			waitFor(t, "the queue to drain", func() bool { return !inst.queued() })
 			shell(t, inst, `echo after`)
 			waitFor(t, "output after the disk recovered", func() bool {
 				b, _ := os.ReadFile(inst.Path(Stdout))
